@@ -1,0 +1,1208 @@
+//! Completion: the ONE place that fills defaults, makes derivations and checks how
+//! fields relate. Input: a decoded [`Spec`]; output: an explicit [`Cluster`].
+//!
+//! Defaults (all here, nowhere else):
+//! - `cluster.domain`: `<name>.internal`
+//! - `network.server`: the interface's address inside `network.subnet` (asks [`Host`])
+//! - `network.dns`: `[server]`; `network.http_port`: 8080
+//! - `network.dhcp`: authoritative, no pool, 1h leases, unknown machines ignored
+//! - `os`: flatcar, stable, amd64, assets in `/var/lib/slipway/assets`, Ignition for
+//!   Flatcar, cloud-config for CoreOS, `/dev/sda`
+//! - `kubernetes`: endpoint = first control-plane node on 6443, `api_name` `api`, pods
+//!   10.244.0.0/16, services 10.96.0.0/12, cluster DNS = 10th service address, flannel,
+//!   registry.k8s.io
+//! - `access.user`: core
+//! - a node: hostname from the MAC (`52-54-00-99-00-01`, as the seeds did), roles
+//!   `[worker]`, an address from the subnet picked by a hash of the MAC (stable when
+//!   other nodes come and go), disk and kernel args from its profile or the OS; when no
+//!   node says `etcd`, every control-plane node runs etcd (stacked, as kubeadm does).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+use crate::decode::{Spanned, did_you_mean};
+use crate::diagnostic::{Diagnostic, Diagnostics, Span};
+use crate::model::*;
+use crate::spec::{NodeSpec, ProfileSpec, Spec};
+use crate::types::{LeaseTime, MacAddr, is_dns_label, is_dns_name};
+
+/// What completion may ask of the machine it runs on.
+pub trait Host {
+    /// The IPv4 addresses (with prefix) of interface `name`, or `None` if there is no
+    /// such interface.
+    fn interface_ipv4(&self, name: &str) -> Option<Vec<Ipv4Net>>;
+}
+
+/// A [`Host`] with no interfaces, for checking files away from the provisioning host.
+pub struct NoHost;
+
+impl Host for NoHost {
+    fn interface_ipv4(&self, _: &str) -> Option<Vec<Ipv4Net>> {
+        None
+    }
+}
+
+/// Where the default OS assets live.
+pub const DEFAULT_ASSETS: &str = "/var/lib/slipway/assets";
+
+/// Completes `spec`; relative paths are taken from `base_dir` (the file's directory).
+/// Returns `None` when an essential part is missing or invalid (all problems are in
+/// `d`); a `Some` may still come with errors in `d`, and is only valid when `d` has
+/// none.
+pub fn complete(
+    spec: &Spec,
+    base_dir: &Path,
+    host: &dyn Host,
+    d: &mut Diagnostics,
+) -> Option<Cluster> {
+    let cluster = cluster_info(spec, d);
+    let network = network(spec, host, d);
+    let os = os(spec, base_dir, d);
+    let access = access(spec, d);
+    let profiles = profiles(&spec.profiles, d);
+    let (network, cluster) = (network?, cluster?);
+    let k = KubeBase::new(spec, d);
+    let nodes = nodes(spec, &network, &os, &profiles, &k, d);
+    let kubernetes = kubernetes(spec, &network, &nodes, k, d);
+    let (os, access, kubernetes) = (os?, access, kubernetes?);
+    check_fleet(spec, &nodes, &profiles, d);
+    Some(Cluster {
+        cluster,
+        network,
+        os,
+        kubernetes,
+        access,
+        profiles: profiles.into_iter().map(|(p, _)| p).collect(),
+        nodes,
+    })
+}
+
+fn required<'a, T>(
+    v: &'a Option<Spanned<T>>,
+    at: Span,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<&'a Spanned<T>> {
+    if v.is_none() {
+        d.error(at, format!("`{what}` is required"));
+    }
+    v.as_ref()
+}
+
+fn cluster_info(spec: &Spec, d: &mut Diagnostics) -> Option<ClusterInfo> {
+    let c = &spec.cluster;
+    let name = required(&c.name, c.span, "cluster.name", d)?;
+    if !is_dns_label(&name.value) {
+        d.push(
+            Diagnostic::error(
+                name.span,
+                format!("cluster name `{}` is not a valid DNS label", name.value),
+            )
+            .with_help("use 1-63 lower-case letters, digits and `-`"),
+        );
+    }
+    let domain = match &c.domain {
+        Some(dom) => {
+            let v = dom.value.trim_end_matches('.').to_string();
+            if !is_dns_name(&v) {
+                d.error(
+                    dom.span,
+                    format!("domain `{}` is not a valid DNS name", dom.value),
+                );
+            }
+            v
+        }
+        None => format!("{}.internal", name.value),
+    };
+    Some(ClusterInfo {
+        name: name.value.clone(),
+        domain,
+    })
+}
+
+/// First and last usable host addresses of `net`.
+fn host_range(net: Ipv4Net) -> (u32, u32) {
+    (u32::from(net.network()) + 1, u32::from(net.broadcast()) - 1)
+}
+
+fn usable(net: Ipv4Net, ip: Ipv4Addr) -> bool {
+    let (lo, hi) = host_range(net);
+    (lo..=hi).contains(&u32::from(ip))
+}
+
+/// Checks that `ip` is a usable host address of `net`; reports at `span` otherwise.
+fn in_subnet(net: Ipv4Net, ip: &Spanned<Ipv4Addr>, what: &str, d: &mut Diagnostics) -> bool {
+    if !net.contains(&ip.value) {
+        d.error(
+            ip.span,
+            format!("{what} {} is outside the subnet {net}", ip.value),
+        );
+        false
+    } else if ip.value == net.network() || ip.value == net.broadcast() {
+        let which = if ip.value == net.network() {
+            "network"
+        } else {
+            "broadcast"
+        };
+        d.error(
+            ip.span,
+            format!("{what} {} is the subnet's {which} address", ip.value),
+        );
+        false
+    } else {
+        true
+    }
+}
+
+fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network> {
+    let n = &spec.network;
+    let interface = required(&n.interface, n.span, "network.interface", d).map(|s| s.value.clone());
+    let subnet = required(&n.subnet, n.span, "network.subnet", d)?;
+    let net = subnet.value;
+    if net.prefix_len() > 30 {
+        d.error(
+            subnet.span,
+            format!("subnet {net} is too small for a cluster (at most /30)"),
+        );
+        return None;
+    }
+    let interface = interface?;
+    let server = match &n.server {
+        Some(s) => {
+            in_subnet(net, s, "server address", d);
+            s.value
+        }
+        None => {
+            match host.interface_ipv4(&interface) {
+                None => {
+                    d.push(
+                    Diagnostic::error(n.interface.as_ref().map_or(n.span, |i| i.span), format!("interface `{interface}` does not exist on this machine, so slipway's address cannot be derived from it"))
+                        .with_help("set `network.server`, or check the file on the provisioning host"),
+                );
+                    return None;
+                }
+                Some(addrs) => match addrs.iter().find(|a| net.contains(&a.addr())) {
+                    Some(a) => a.addr(),
+                    None => {
+                        d.push(
+                        Diagnostic::error(n.interface.as_ref().map_or(n.span, |i| i.span), format!("interface `{interface}` has no address in {net}"))
+                            .with_help("give the interface an address in the subnet, or set `network.server`"),
+                    );
+                        return None;
+                    }
+                },
+            }
+        }
+    };
+    let gateway = n.gateway.as_ref().map(|g| {
+        in_subnet(net, g, "gateway", d);
+        g.value
+    });
+    for ntp in &n.ntp {
+        if ntp.value.parse::<IpAddr>().is_err() && !is_dns_name(&ntp.value.to_ascii_lowercase()) {
+            d.error(
+                ntp.span,
+                format!(
+                    "NTP server `{}` is not an address or a host name",
+                    ntp.value
+                ),
+            );
+        }
+    }
+    let mode = n
+        .dhcp_mode
+        .as_ref()
+        .map_or(DhcpMode::Authoritative, |m| m.value);
+    let unknown = n
+        .unknown_machines
+        .as_ref()
+        .map_or(UnknownPolicy::Ignore, |u| u.value);
+    if let Some(pool) = &n.pool {
+        let p = pool.value;
+        if !net.contains(&p.first) || !net.contains(&p.last) {
+            d.error(
+                pool.span,
+                format!("DHCP pool {p} is not inside the subnet {net}"),
+            );
+        } else if !usable(net, p.first) || !usable(net, p.last) {
+            d.error(
+                pool.span,
+                format!("DHCP pool {p} includes the subnet's network or broadcast address"),
+            );
+        }
+        for (ip, what) in [
+            (Some(server), "slipway's own address"),
+            (gateway, "the gateway"),
+        ] {
+            if let Some(ip) = ip.filter(|ip| p.contains(*ip)) {
+                d.error(pool.span, format!("DHCP pool {p} contains {what} {ip}"));
+            }
+        }
+        if mode != DhcpMode::Authoritative {
+            let m = if mode == DhcpMode::Proxy {
+                "proxy"
+            } else {
+                "off"
+            };
+            d.warning(
+                pool.span,
+                format!("the DHCP pool is unused when `dhcp.mode` is `{m}`"),
+            );
+        }
+    }
+    if let Some(u) = &n.unknown_machines {
+        if u.value == UnknownPolicy::Discover && mode == DhcpMode::Authoritative && n.pool.is_none()
+        {
+            d.push(
+                Diagnostic::error(
+                    u.span,
+                    "`unknown_machines: discover` needs a DHCP pool to give them addresses",
+                )
+                .with_help("add `pool: FIRST-LAST` to `network.dhcp`"),
+            );
+        }
+    }
+    Some(Network {
+        interface,
+        server,
+        subnet: net,
+        gateway,
+        dns: n
+            .dns
+            .as_ref()
+            .map_or_else(|| vec![server], |v| v.iter().map(|s| s.value).collect()),
+        upstream_dns: n.upstream_dns.iter().map(|s| s.value).collect(),
+        ntp: n.ntp.iter().map(|s| s.value.clone()).collect(),
+        http_port: n.http_port.as_ref().map_or(8080, |p| p.value),
+        dhcp: Dhcp {
+            mode,
+            pool: n.pool.as_ref().map(|p| p.value),
+            lease_time: n
+                .lease_time
+                .as_ref()
+                .map_or(LeaseTime::Seconds(3600), |l| l.value),
+            unknown_machines: unknown,
+        },
+    })
+}
+
+fn check_disk(disk: &Spanned<String>, d: &mut Diagnostics) {
+    let v = &disk.value;
+    let ok = v.starts_with("/dev/")
+        && v.len() > 5
+        && !v.split('/').any(|c| c == ".." || c == ".")
+        && !v.contains(|c: char| c.is_whitespace() || c.is_control());
+    if !ok {
+        d.push(
+            Diagnostic::error(
+                disk.span,
+                format!("install disk `{v}` is not an absolute /dev path"),
+            )
+            .with_help("e.g. /dev/sda, /dev/nvme0n1 or /dev/disk/by-id/..."),
+        );
+    }
+}
+
+fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn os(spec: &Spec, base: &Path, d: &mut Diagnostics) -> Option<Os> {
+    let o = &spec.os;
+    let distro = o.distro.as_ref().map_or(Distro::Flatcar, |x| x.value);
+    let channels: &[&str] = match distro {
+        Distro::Flatcar => &["stable", "beta", "alpha", "lts"],
+        Distro::Coreos => &["stable", "beta", "alpha"],
+        Distro::Generic => &[],
+    };
+    let channel = match &o.channel {
+        Some(c) if !channels.is_empty() && !channels.contains(&c.value.as_str()) => {
+            d.push(
+                Diagnostic::error(
+                    c.span,
+                    format!("unknown {} channel `{}`", distro_name(distro), c.value),
+                )
+                .with_help(format!("one of: {}", channels.join(", "))),
+            );
+            c.value.clone()
+        }
+        Some(c) => c.value.clone(),
+        None => "stable".into(),
+    };
+    let version = match (&o.version, distro) {
+        (Some(v), Distro::Generic) => v.value.clone(),
+        (Some(v), _) => {
+            if v.value != "current" && !is_version(&v.value) {
+                d.error(
+                    v.span,
+                    format!(
+                        "{} version `{}` is not a release number like 4081.2.0 (or `current`)",
+                        distro_name(distro),
+                        v.value
+                    ),
+                );
+            }
+            v.value.clone()
+        }
+        (None, Distro::Generic) => "current".into(),
+        (None, _) => {
+            d.error(
+                o.span,
+                format!("`os.version` is required for {}", distro_name(distro)),
+            );
+            String::new()
+        }
+    };
+    let assets = match &o.assets {
+        None => AssetSource::Mirror(DEFAULT_ASSETS.into()),
+        Some(a) if a.value.starts_with("http://") || a.value.starts_with("https://") => {
+            if a.value.contains(|c: char| c.is_whitespace()) {
+                d.error(a.span, format!("assets URL `{}` contains spaces", a.value));
+            }
+            AssetSource::Remote(a.value.trim_end_matches('/').to_string())
+        }
+        Some(a) if a.value.contains("://") => {
+            d.push(
+                Diagnostic::error(
+                    a.span,
+                    format!(
+                        "assets `{}`: only http:// and https:// URLs are supported",
+                        a.value
+                    ),
+                )
+                .with_help("or give a local directory for slipway to serve"),
+            );
+            AssetSource::Remote(a.value.clone())
+        }
+        Some(a) => AssetSource::Mirror(resolve(base, &a.value)),
+    };
+    let config_format = match (&o.config_format, distro) {
+        (None, Distro::Flatcar) => ConfigFormat::Ignition,
+        (None, Distro::Coreos) => ConfigFormat::CloudConfig,
+        (None, Distro::Generic) => ConfigFormat::Template,
+        (Some(f), Distro::Generic) if f.value != ConfigFormat::Template => {
+            d.error(f.span, "a generic OS takes `config_format: template`");
+            f.value
+        }
+        (Some(f), Distro::Flatcar | Distro::Coreos) if f.value == ConfigFormat::Template => {
+            d.error(
+                f.span,
+                format!(
+                    "{} takes `ignition` or `cloud-config`, not `template`",
+                    distro_name(distro)
+                ),
+            );
+            f.value
+        }
+        (Some(f), _) => f.value,
+    };
+    if let Some(disk) = &o.install_disk {
+        check_disk(disk, d);
+    }
+    let generic = match (&o.generic, distro) {
+        (Some(g), Distro::Generic) => Some(GenericBoot {
+            kernel: g
+                .kernel
+                .as_ref()
+                .map(|k| k.value.clone())
+                .unwrap_or_default(),
+            initrds: g.initrds.clone(),
+            template: g.template.as_ref().map(|t| resolve(base, &t.value)),
+        }),
+        (None, Distro::Generic) => {
+            d.push(
+                Diagnostic::error(
+                    o.distro.as_ref().map_or(o.span, |x| x.span),
+                    "`distro: generic` needs an `os.generic` section",
+                )
+                .with_help("give `generic: {kernel: ..., initrds: [...]}`"),
+            );
+            None
+        }
+        (Some(_), _) => {
+            let at = o.generic_span.unwrap_or(o.span);
+            d.error(
+                at,
+                format!(
+                    "`os.generic` is only for `distro: generic`, not {}",
+                    distro_name(distro)
+                ),
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    Some(Os {
+        distro,
+        channel,
+        version,
+        arch: o.arch.as_ref().map_or(Arch::Amd64, |a| a.value),
+        assets,
+        config_format,
+        install_disk: o
+            .install_disk
+            .as_ref()
+            .map_or_else(|| "/dev/sda".into(), |x| x.value.clone()),
+        kernel_args: o.kernel_args.clone(),
+        generic,
+    })
+}
+
+fn distro_name(d: Distro) -> &'static str {
+    match d {
+        Distro::Flatcar => "Flatcar",
+        Distro::Coreos => "CoreOS",
+        Distro::Generic => "the generic OS",
+    }
+}
+
+const SSH_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+fn access(spec: &Spec, d: &mut Diagnostics) -> Access {
+    let a = &spec.access;
+    let user = match &a.user {
+        Some(u) => {
+            let v = &u.value;
+            let ok = !v.is_empty()
+                && v.len() <= 32
+                && v.bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && v.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                d.error(u.span, format!("user name `{v}` is not a valid login name"));
+            }
+            v.clone()
+        }
+        None => "core".into(),
+    };
+    for key in &a.ssh_authorized_keys {
+        let mut parts = key.value.split_whitespace();
+        let (kind, body) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let body_ok = body.len() >= 16
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+        if !SSH_KEY_TYPES.contains(&kind) || !body_ok {
+            let shown: String = key.value.chars().take(24).collect();
+            d.push(
+                Diagnostic::error(key.span, format!("`{shown}...` is not an SSH public key"))
+                    .with_help(
+                        "paste a line of ~/.ssh/id_ed25519.pub: `ssh-ed25519 AAAA... comment`",
+                    ),
+            );
+        }
+    }
+    if let Some(h) = &a.password_hash {
+        let v = &h.value;
+        let id = v
+            .strip_prefix('$')
+            .and_then(|r| r.split_once('$'))
+            .map(|(id, _)| id);
+        match id {
+            Some("1") => d.warning(
+                h.span,
+                "MD5 password hashes ($1$) are weak; use `mkpasswd -m yescrypt`",
+            ),
+            Some("5" | "6" | "y" | "gy" | "7" | "2a" | "2b" | "2y") => {}
+            _ => d.push(
+                Diagnostic::error(
+                    h.span,
+                    "`password_hash` is not a crypt(3) hash (it looks like a plain password)",
+                )
+                .with_help("make one with `mkpasswd -m yescrypt` or `openssl passwd -6`"),
+            ),
+        }
+    }
+    if a.ssh_authorized_keys.is_empty() && a.password_hash.is_none() {
+        d.push(
+            Diagnostic::warning(Span::FILE, "no `access.ssh_authorized_keys` and no `password_hash`: nobody can log in to the machines")
+                .with_help("add your public key under `access.ssh_authorized_keys`"),
+        );
+    }
+    Access {
+        user,
+        ssh_authorized_keys: a
+            .ssh_authorized_keys
+            .iter()
+            .map(|k| k.value.trim().to_string())
+            .collect(),
+        password_hash: a.password_hash.as_ref().map(|h| h.value.clone()),
+    }
+}
+
+/// Whether `k` is a valid Kubernetes label key (`[prefix/]name`).
+pub fn is_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    prefix.is_none_or(|p| is_dns_name(p)) && !name.is_empty() && is_label_value(name)
+}
+
+/// Whether `v` is a valid Kubernetes label value (may be empty).
+pub fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
+}
+
+fn labels(
+    items: &[(crate::yaml::Key, Spanned<String>)],
+    d: &mut Diagnostics,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in items {
+        if !is_label_key(&k.text) {
+            d.error(
+                k.span,
+                format!("`{}` is not a valid Kubernetes label key", k.text),
+            );
+        }
+        if !is_label_value(&v.value) {
+            d.error(
+                v.span,
+                format!("`{}` is not a valid Kubernetes label value", v.value),
+            );
+        }
+        out.insert(k.text.clone(), v.value.clone());
+    }
+    out
+}
+
+fn profiles(specs: &[ProfileSpec], d: &mut Diagnostics) -> Vec<(Profile, Span)> {
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut out = Vec::new();
+    for p in specs {
+        let Some(name) = &p.name else { continue };
+        if !is_dns_label(&name.value) {
+            d.error(
+                name.span,
+                format!("profile name `{}` is not a valid DNS label", name.value),
+            );
+        }
+        if let Some(first) = seen.insert(&name.value, name.span) {
+            d.error(
+                name.span,
+                format!(
+                    "duplicate profile `{}` (first on line {})",
+                    name.value, first.line
+                ),
+            );
+            continue;
+        }
+        if let Some(disk) = &p.install_disk {
+            check_disk(disk, d);
+        }
+        if let Some(h) = &p.hostname {
+            if !is_dns_label(&h.value) {
+                d.error(
+                    h.span,
+                    format!("hostname `{}` is not a valid DNS label", h.value),
+                );
+            }
+        }
+        let selector = Selector {
+            role: p.role.as_ref().map(|r| r.value),
+            labels: labels(&p.labels, d),
+            mac: p.mac.as_ref().map(|m| m.value),
+            hostname: p.hostname.as_ref().map(|h| h.value.clone()),
+        };
+        out.push((
+            Profile {
+                name: name.value.clone(),
+                selector,
+                install_disk: p.install_disk.as_ref().map(|x| x.value.clone()),
+                kernel_args: p.kernel_args.clone(),
+                metadata: p.metadata.clone(),
+            },
+            name.span,
+        ));
+    }
+    out
+}
+
+/// What nodes need from `kubernetes:` before the endpoint can be resolved.
+struct KubeBase {
+    api_name: String,
+    vip: Option<Ipv4Addr>,
+}
+
+impl KubeBase {
+    fn new(spec: &Spec, d: &mut Diagnostics) -> Self {
+        let k = &spec.kubernetes;
+        let api_name = match &k.api_name {
+            Some(a) => {
+                if !is_dns_label(&a.value) {
+                    d.error(
+                        a.span,
+                        format!("`api_name` `{}` is not a valid DNS label", a.value),
+                    );
+                }
+                a.value.clone()
+            }
+            None => "api".into(),
+        };
+        let vip = k
+            .control_plane_endpoint
+            .as_ref()
+            .and_then(|e| e.value.0.parse().ok());
+        KubeBase { api_name, vip }
+    }
+}
+
+/// FNV-1a: a stable hash, the same in every build and version.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn nodes(
+    spec: &Spec,
+    net: &Network,
+    os: &Option<Os>,
+    profiles: &[(Profile, Span)],
+    k: &KubeBase,
+    d: &mut Diagnostics,
+) -> Vec<Node> {
+    let subnet = net.subnet;
+    let mut macs: HashMap<MacAddr, Span> = HashMap::new();
+    let mut hostnames: HashMap<String, Span> = HashMap::new();
+    // Addresses nodes may not take, with what holds them.
+    let mut reserved: HashMap<Ipv4Addr, String> = HashMap::new();
+    reserved.insert(net.server, "slipway's own address".into());
+    if let Some(g) = net.gateway {
+        reserved.insert(g, "the gateway".into());
+    }
+    let mut out: Vec<(Node, &NodeSpec)> = Vec::with_capacity(spec.nodes.len());
+    for n in &spec.nodes {
+        let Some(mac) = &n.mac else { continue };
+        if let Some(first) = macs.get(&mac.value) {
+            d.error(
+                mac.span,
+                format!("duplicate MAC {} (first on line {})", mac.value, first.line),
+            );
+            continue;
+        }
+        macs.insert(mac.value, mac.span);
+        let hostname = match &n.hostname {
+            Some(h) => {
+                if !is_dns_label(&h.value) {
+                    d.push(
+                        Diagnostic::error(h.span, format!("hostname `{}` is not a valid DNS label", h.value))
+                            .with_help("use 1-63 lower-case letters, digits and `-`, not starting or ending with `-`"),
+                    );
+                }
+                h.value.clone()
+            }
+            None => mac.value.dashed(),
+        };
+        let at = n.hostname.as_ref().map_or(mac.span, |h| h.span);
+        if let Some(first) = hostnames.get(&hostname) {
+            d.error(
+                at,
+                format!(
+                    "duplicate hostname `{hostname}` (first on line {})",
+                    first.line
+                ),
+            );
+        } else {
+            hostnames.insert(hostname.clone(), at);
+        }
+        if hostname == k.api_name {
+            d.error(at, format!("hostname `{hostname}` is taken by the API endpoint name (`kubernetes.api_name`)"));
+        }
+        let mut roles: Vec<Role> = match &n.roles {
+            Some(r) if r.is_empty() => {
+                d.error(at, format!("node `{hostname}` has an empty `roles` list"));
+                vec![]
+            }
+            Some(r) => r.iter().map(|r| r.value).collect(),
+            None => vec![Role::Worker],
+        };
+        roles.sort();
+        roles.dedup();
+        let labels = labels(&n.labels, d);
+        let profile = pick_profile(n, mac.value, &hostname, &roles, &labels, profiles, d);
+        let disk = match (
+            &n.install_disk,
+            profile.and_then(|p| p.install_disk.clone()),
+        ) {
+            (Some(x), _) => {
+                check_disk(x, d);
+                x.value.clone()
+            }
+            (None, Some(x)) => x,
+            (None, None) => os
+                .as_ref()
+                .map_or_else(|| "/dev/sda".into(), |o| o.install_disk.clone()),
+        };
+        let kernel_args = n
+            .kernel_args
+            .clone()
+            .or_else(|| profile.and_then(|p| p.kernel_args.clone()))
+            .unwrap_or_default();
+        let mut metadata = profile.map(|p| p.metadata.clone()).unwrap_or_default();
+        metadata.extend(n.metadata.clone());
+        let bmc = n.bmc.as_ref().map(|b| Bmc {
+            driver: b.driver.value,
+            address: b.address.value.clone(),
+            port: b.port.as_ref().map_or(
+                match b.driver.value {
+                    BmcDriver::Ipmi => 623,
+                    BmcDriver::Redfish => 443,
+                },
+                |p| p.value,
+            ),
+            user: b.user.value.clone(),
+            password: b.password.clone(),
+        });
+        let ip = match &n.ip {
+            Some(ip) => {
+                if in_subnet(subnet, ip, "address", d) {
+                    if let Some(holder) = reserved.get(&ip.value) {
+                        d.error(
+                            ip.span,
+                            format!("address {} is already used by {holder}", ip.value),
+                        );
+                    } else if net.dhcp.pool.is_some_and(|p| p.contains(ip.value)) {
+                        d.push(
+                            Diagnostic::error(
+                                ip.span,
+                                format!(
+                                    "static address {} is inside the DHCP pool {}",
+                                    ip.value,
+                                    net.dhcp.pool.map(|p| p.to_string()).unwrap_or_default()
+                                ),
+                            )
+                            .with_help("static addresses must be outside `network.dhcp.pool`"),
+                        );
+                    }
+                    reserved
+                        .entry(ip.value)
+                        .or_insert_with(|| format!("node `{hostname}` (line {})", ip.span.line));
+                }
+                ip.value
+            }
+            None => Ipv4Addr::UNSPECIFIED,
+        };
+        let node = Node {
+            mac: mac.value,
+            hostname,
+            ip,
+            roles,
+            install_disk: disk,
+            kernel_args,
+            labels,
+            taints: n.taints.clone(),
+            profile: profile.map(|p| p.name.clone()),
+            bmc,
+            metadata,
+        };
+        out.push((node, n));
+    }
+    // A VIP endpoint is reserved too, unless it is a node's own address.
+    if let Some(vip) = k.vip {
+        reserved
+            .entry(vip)
+            .or_insert_with(|| "the control-plane endpoint".into());
+    }
+    assign_addresses(&mut out, net, &reserved, d);
+    // Stacked etcd when nobody says otherwise.
+    if !out.iter().any(|(n, _)| n.has_role(Role::Etcd)) {
+        for (n, _) in &mut out {
+            if n.has_role(Role::ControlPlane) {
+                n.roles.push(Role::Etcd);
+                n.roles.sort();
+            }
+        }
+    }
+    out.into_iter().map(|(n, _)| n).collect()
+}
+
+fn assign_addresses(
+    nodes: &mut [(Node, &NodeSpec)],
+    net: &Network,
+    reserved: &HashMap<Ipv4Addr, String>,
+    d: &mut Diagnostics,
+) {
+    let (lo, hi) = host_range(net.subnet);
+    let size = u64::from(hi - lo) + 1;
+    let pool = net.dhcp.pool;
+    let mut taken: HashSet<u32> = reserved.keys().map(|ip| u32::from(*ip)).collect();
+    let mut order: Vec<usize> = (0..nodes.len())
+        .filter(|i| nodes[*i].1.ip.is_none())
+        .collect();
+    order.sort_by_key(|i| nodes[*i].0.mac);
+    let free = size.saturating_sub(taken.len() as u64 + pool.map_or(0, |p| p.len()));
+    if (order.len() as u64) > free {
+        let at = nodes[order[0]].0.mac;
+        let span = nodes[order[0]].1.span;
+        d.error(
+            span,
+            format!(
+                "the subnet {} has {free} free addresses for {} nodes without `ip` (first: {at})",
+                net.subnet,
+                order.len()
+            ),
+        );
+        return;
+    }
+    for i in order {
+        let mac = nodes[i].0.mac;
+        let mut off = fnv1a(&mac.octets()) % size;
+        loop {
+            let candidate = lo + u32::try_from(off).unwrap_or(0);
+            let ip = Ipv4Addr::from(candidate);
+            if !taken.contains(&candidate) && !pool.is_some_and(|p| p.contains(ip)) {
+                taken.insert(candidate);
+                nodes[i].0.ip = ip;
+                break;
+            }
+            off = (off + 1) % size;
+        }
+    }
+}
+
+fn pick_profile<'p>(
+    n: &NodeSpec,
+    mac: MacAddr,
+    hostname: &str,
+    roles: &[Role],
+    labels: &BTreeMap<String, String>,
+    profiles: &'p [(Profile, Span)],
+    d: &mut Diagnostics,
+) -> Option<&'p Profile> {
+    if let Some(name) = &n.profile {
+        let found = profiles
+            .iter()
+            .find(|(p, _)| p.name == name.value)
+            .map(|(p, _)| p);
+        if found.is_none() {
+            let names: Vec<&str> = profiles.iter().map(|(p, _)| p.name.as_str()).collect();
+            let mut diag =
+                Diagnostic::error(name.span, format!("unknown profile `{}`", name.value));
+            if let Some(m) = did_you_mean(&name.value, &names) {
+                diag = diag.with_help(format!("did you mean `{m}`?"));
+            }
+            d.push(diag);
+        }
+        return found;
+    }
+    let matching: Vec<&Profile> = profiles
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.selector.matches(mac, hostname, roles, labels))
+        .collect();
+    let best = matching.iter().map(|p| p.selector.specificity()).max()?;
+    let top: Vec<&&Profile> = matching
+        .iter()
+        .filter(|p| p.selector.specificity() == best)
+        .collect();
+    if top.len() > 1 {
+        d.push(
+            Diagnostic::error(n.mac.as_ref().map_or(n.span, |m| m.span), format!(
+                "node `{hostname}` matches profiles `{}` and `{}` equally ({best} selector terms each)",
+                top[0].name, top[1].name
+            ))
+            .with_help("make one selector more specific, or set `profile:` on the node"),
+        );
+    }
+    Some(top[0])
+}
+
+fn kubernetes(
+    spec: &Spec,
+    net: &Network,
+    nodes: &[Node],
+    base: KubeBase,
+    d: &mut Diagnostics,
+) -> Option<Kubernetes> {
+    let k = &spec.kubernetes;
+    let version = required(&k.version, k.span, "kubernetes.version", d)?;
+    let v = version.value.trim_start_matches('v');
+    let (core, pre) = v.split_once('-').unwrap_or((v, ""));
+    if !is_version(core) || pre.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '.')) {
+        d.error(
+            version.span,
+            format!("Kubernetes version `{}` is not like v1.31.2", version.value),
+        );
+    }
+    let pod_subnet = k
+        .pod_subnet
+        .as_ref()
+        .map_or_else(|| net_of("10.244.0.0/16"), |s| s.value);
+    let service_subnet = k
+        .service_subnet
+        .as_ref()
+        .map_or_else(|| net_of("10.96.0.0/12"), |s| s.value);
+    let pairs = [
+        (
+            pod_subnet,
+            k.pod_subnet.as_ref().map(|s| s.span),
+            "pod subnet",
+            service_subnet,
+            "service subnet",
+        ),
+        (
+            pod_subnet,
+            k.pod_subnet.as_ref().map(|s| s.span),
+            "pod subnet",
+            net.subnet,
+            "node subnet",
+        ),
+        (
+            service_subnet,
+            k.service_subnet.as_ref().map(|s| s.span),
+            "service subnet",
+            net.subnet,
+            "node subnet",
+        ),
+    ];
+    for (a, at, an, b, bn) in pairs {
+        if a.contains(&b.network()) || b.contains(&a.network()) {
+            match at {
+                Some(at) => d.error(at, format!("{an} {a} overlaps the {bn} {b}")),
+                None => d.push(
+                    Diagnostic::error(
+                        k.span,
+                        format!("the default {an} {a} overlaps the {bn} {b}"),
+                    )
+                    .with_help(format!(
+                        "set `kubernetes.{}` to a free range",
+                        an.replace(' ', "_")
+                    )),
+                ),
+            }
+        }
+    }
+    let cluster_dns = match &k.cluster_dns {
+        Some(c) => {
+            if !service_subnet.contains(&c.value) {
+                d.error(
+                    c.span,
+                    format!(
+                        "cluster DNS address {} is outside the service subnet {service_subnet}",
+                        c.value
+                    ),
+                );
+            }
+            c.value
+        }
+        None => {
+            let tenth = Ipv4Addr::from(u32::from(service_subnet.network()).saturating_add(10));
+            if !service_subnet.contains(&tenth) {
+                d.error(k.span, format!("service subnet {service_subnet} is too small to derive `cluster_dns`; set it"));
+            }
+            tenth
+        }
+    };
+    for san in &k.extra_sans {
+        let name = san.value.strip_prefix("*.").unwrap_or(&san.value);
+        if san.value.parse::<IpAddr>().is_err() && !is_dns_name(name) {
+            d.error(
+                san.span,
+                format!("`{}` is neither an IP address nor a DNS name", san.value),
+            );
+        }
+    }
+    let mut registry_mirrors = BTreeMap::new();
+    for (key, urls) in &k.registry_mirrors {
+        if !is_dns_name(key.text.split(':').next().unwrap_or("")) {
+            d.error(
+                key.span,
+                format!("`{}` is not a registry host name", key.text),
+            );
+        }
+        for u in urls {
+            if !(u.value.starts_with("http://") || u.value.starts_with("https://")) {
+                d.error(
+                    u.span,
+                    format!("mirror `{}` must be an http:// or https:// URL", u.value),
+                );
+            }
+        }
+        registry_mirrors.insert(
+            key.text.clone(),
+            urls.iter().map(|u| u.value.clone()).collect(),
+        );
+    }
+    let control_planes: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.has_role(Role::ControlPlane))
+        .collect();
+    let endpoint = match &k.control_plane_endpoint {
+        None => {
+            let first = control_planes.first()?;
+            Endpoint {
+                node: Some(first.hostname.clone()),
+                address: first.ip,
+                port: 6443,
+            }
+        }
+        Some(e) => {
+            let (host, port) = &e.value;
+            let port = port.unwrap_or(6443);
+            if let Ok(ip) = host.parse::<Ipv4Addr>() {
+                match nodes.iter().find(|n| n.ip == ip) {
+                    Some(n) => {
+                        if !n.has_role(Role::ControlPlane) {
+                            d.error(e.span, format!("control-plane endpoint {ip} is node `{}`, which has no control-plane role", n.hostname));
+                        }
+                        Endpoint {
+                            node: Some(n.hostname.clone()),
+                            address: ip,
+                            port,
+                        }
+                    }
+                    None => {
+                        if ip == net.server || Some(ip) == net.gateway {
+                            d.error(
+                                e.span,
+                                format!(
+                                    "control-plane endpoint {ip} is {}",
+                                    if ip == net.server {
+                                        "slipway's own address"
+                                    } else {
+                                        "the gateway"
+                                    }
+                                ),
+                            );
+                        } else if net.dhcp.pool.is_some_and(|p| p.contains(ip)) {
+                            d.error(
+                                e.span,
+                                format!("control-plane endpoint {ip} is inside the DHCP pool"),
+                            );
+                        } else if net.subnet.contains(&ip) && !usable(net.subnet, ip) {
+                            d.error(
+                                e.span,
+                                format!(
+                                    "control-plane endpoint {ip} is not a usable address of {}",
+                                    net.subnet
+                                ),
+                            );
+                        }
+                        Endpoint {
+                            node: None,
+                            address: ip,
+                            port,
+                        }
+                    }
+                }
+            } else {
+                match nodes.iter().find(|n| n.hostname == *host) {
+                    Some(n) => {
+                        if !n.has_role(Role::ControlPlane) {
+                            d.error(
+                                e.span,
+                                format!(
+                                    "control-plane endpoint `{host}` has no control-plane role"
+                                ),
+                            );
+                        }
+                        Endpoint {
+                            node: Some(n.hostname.clone()),
+                            address: n.ip,
+                            port,
+                        }
+                    }
+                    None => {
+                        d.push(
+                            Diagnostic::error(e.span, format!("control-plane endpoint `{host}` is neither a node's hostname nor an IPv4 address"))
+                                .with_help("give a virtual IP, or the hostname of a control-plane node"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    Some(Kubernetes {
+        version: format!("v{v}"),
+        control_plane_endpoint: endpoint,
+        api_name: base.api_name,
+        extra_sans: k.extra_sans.iter().map(|s| s.value.clone()).collect(),
+        pod_subnet,
+        service_subnet,
+        cluster_dns,
+        network_plugin: k
+            .network_plugin
+            .as_ref()
+            .map_or(NetworkPlugin::Flannel, |p| p.value),
+        image_repository: k
+            .image_repository
+            .as_ref()
+            .map_or_else(|| "registry.k8s.io".into(), |r| r.value.clone()),
+        registry_mirrors,
+    })
+}
+
+fn net_of(s: &str) -> Ipv4Net {
+    s.parse().unwrap_or_default()
+}
+
+fn check_fleet(spec: &Spec, nodes: &[Node], profiles: &[(Profile, Span)], d: &mut Diagnostics) {
+    let at = spec.nodes_span.unwrap_or(Span::FILE);
+    if nodes.is_empty() && spec.nodes.is_empty() {
+        d.error(at, "the cluster has no nodes");
+        return;
+    }
+    if !nodes.iter().any(|n| n.has_role(Role::ControlPlane)) && !nodes.is_empty() {
+        d.push(
+            Diagnostic::error(at, "no node has the `control-plane` role").with_help(
+                "add `roles: [control-plane]` to one node (or three, for high availability)",
+            ),
+        );
+    }
+    let etcd = nodes.iter().filter(|n| n.has_role(Role::Etcd)).count();
+    if etcd > 0 && etcd % 2 == 0 {
+        d.push(
+            Diagnostic::warning(
+                at,
+                format!(
+                    "{etcd} etcd members: an even number tolerates no more failures than {}",
+                    etcd - 1
+                ),
+            )
+            .with_help("use an odd number of etcd members (1, 3, 5)"),
+        );
+    }
+    for (p, span) in profiles {
+        if !nodes
+            .iter()
+            .any(|n| n.profile.as_deref() == Some(p.name.as_str()))
+        {
+            d.warning(*span, format!("profile `{}` applies to no node", p.name));
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! The completed cluster: every default filled in, every derivation made.
+//!
+//! Every later stage (rendering, DHCP, TFTP, DNS, HTTP) reads a [`Cluster`] and
+//! never the YAML. It serializes in the same shape as the input file with every field
+//! explicit, so `slipway check --output yaml` prints a file that `check` accepts and
+//! that completes to the same `Cluster`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Serialize, Serializer};
+
+use crate::types::{Ipv4Range, LeaseTime, MacAddr};
+
+/// A whole, valid, explicit cluster description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    /// Name and DNS domain.
+    pub cluster: ClusterInfo,
+    /// The provisioning network slipway serves.
+    pub network: Network,
+    /// The operating system installed on the machines.
+    pub os: Os,
+    /// The Kubernetes cluster the machines form.
+    pub kubernetes: Kubernetes,
+    /// Who can log in.
+    pub access: Access,
+    /// Settings shared by groups of nodes, chosen by selectors.
+    pub profiles: Vec<Profile>,
+    /// Every machine, in file order.
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// The node with this MAC address.
+    pub fn node_by_mac(&self, mac: MacAddr) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.mac == mac)
+    }
+
+    /// The node with this hostname.
+    pub fn node_by_hostname(&self, hostname: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.hostname == hostname)
+    }
+
+    /// The fully qualified name of a node.
+    pub fn fqdn(&self, node: &Node) -> String {
+        format!("{}.{}", node.hostname, self.cluster.domain)
+    }
+}
+
+/// The cluster's identity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterInfo {
+    /// Short name (a DNS label).
+    pub name: String,
+    /// DNS domain the nodes' names live in; slipway's DNS is authoritative for it.
+    pub domain: String,
+}
+
+/// The provisioning network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Network {
+    /// Interface slipway serves on.
+    pub interface: String,
+    /// slipway's own address on that interface (next-server, HTTP, DNS).
+    pub server: Ipv4Addr,
+    /// The subnet the machines are on.
+    #[serde(serialize_with = "display")]
+    pub subnet: Ipv4Net,
+    /// Default router handed out, if any.
+    pub gateway: Option<Ipv4Addr>,
+    /// DNS servers handed out to machines.
+    pub dns: Vec<Ipv4Addr>,
+    /// Resolvers slipway forwards other names to; none means "refuse".
+    pub upstream_dns: Vec<SocketAddr>,
+    /// NTP servers (addresses or names) handed out.
+    pub ntp: Vec<String>,
+    /// Port of slipway's HTTP service.
+    pub http_port: u16,
+    /// DHCP settings.
+    pub dhcp: Dhcp,
+}
+
+/// How slipway takes part in DHCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DhcpMode {
+    /// slipway is the network's DHCP server.
+    Authoritative,
+    /// Another server hands out addresses; slipway answers only with boot information.
+    Proxy,
+    /// slipway runs no DHCP; the site's server points machines at slipway.
+    Off,
+}
+
+/// What to do with machines whose MAC is not in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownPolicy {
+    /// Do not answer them at all (the default: never hijack a network).
+    Ignore,
+    /// Offer a pool address and a discovery boot.
+    Discover,
+}
+
+/// DHCP settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dhcp {
+    /// Authoritative, proxy or off.
+    pub mode: DhcpMode,
+    /// Dynamic addresses for machines being discovered.
+    pub pool: Option<Ipv4Range>,
+    /// Lease length.
+    pub lease_time: LeaseTime,
+    /// What to do with unknown MACs.
+    pub unknown_machines: UnknownPolicy,
+}
+
+/// Operating system family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distro {
+    /// Flatcar Container Linux.
+    Flatcar,
+    /// CoreOS Container Linux, in the seeds' layout (`coreos_production_*`).
+    Coreos,
+    /// Any kernel + initrds + arguments.
+    Generic,
+}
+
+/// CPU architecture of the machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// x86-64.
+    Amd64,
+    /// 64-bit ARM.
+    Arm64,
+}
+
+/// The format of the per-machine OS configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfigFormat {
+    /// Ignition JSON (Flatcar).
+    Ignition,
+    /// coreos-cloudinit cloud-config YAML.
+    CloudConfig,
+    /// A user template (generic OS), rendered with the node's data.
+    Template,
+}
+
+/// Where OS images come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssetSource {
+    /// A local directory that slipway serves over HTTP.
+    Mirror(PathBuf),
+    /// A base URL the machines fetch from directly.
+    Remote(String),
+}
+
+impl Serialize for AssetSource {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AssetSource::Mirror(p) => s.collect_str(&p.display()),
+            AssetSource::Remote(u) => s.serialize_str(u),
+        }
+    }
+}
+
+/// The operating system.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Os {
+    /// Flatcar, CoreOS or generic.
+    pub distro: Distro,
+    /// Release channel (stable, beta, alpha, lts).
+    pub channel: String,
+    /// Release version (e.g. 4081.2.0), or `current`.
+    pub version: String,
+    /// CPU architecture.
+    pub arch: Arch,
+    /// Where images come from.
+    pub assets: AssetSource,
+    /// Format of the machine configuration.
+    pub config_format: ConfigFormat,
+    /// Default install disk.
+    pub install_disk: String,
+    /// Kernel arguments for every machine.
+    pub kernel_args: Vec<String>,
+    /// Kernel and initrds for the generic profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericBoot>,
+}
+
+/// The boot files of a generic OS profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenericBoot {
+    /// Kernel path (relative to the assets) or URL.
+    pub kernel: String,
+    /// Initrd paths or URLs.
+    pub initrds: Vec<String>,
+    /// A template for the machine configuration (kickstart, preseed, ...).
+    pub template: Option<PathBuf>,
+}
+
+/// Kubernetes settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Kubernetes {
+    /// Version, with a leading `v` (v1.31.2).
+    pub version: String,
+    /// Where the API server is reached.
+    pub control_plane_endpoint: Endpoint,
+    /// DNS name of the endpoint inside the cluster domain (api.<domain>).
+    pub api_name: String,
+    /// Extra names and addresses in the API server certificate.
+    pub extra_sans: Vec<String>,
+    /// Pod network.
+    #[serde(serialize_with = "display")]
+    pub pod_subnet: Ipv4Net,
+    /// Service network.
+    #[serde(serialize_with = "display")]
+    pub service_subnet: Ipv4Net,
+    /// Address of the cluster DNS service.
+    pub cluster_dns: Ipv4Addr,
+    /// CNI plugin.
+    pub network_plugin: NetworkPlugin,
+    /// Registry the control-plane images come from.
+    pub image_repository: String,
+    /// Mirrors per upstream registry, for air-gapped sites.
+    pub registry_mirrors: BTreeMap<String, Vec<String>>,
+}
+
+/// The control-plane endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The node serving it, or `None` for a virtual IP.
+    pub node: Option<String>,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// API server port.
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.node {
+            Some(host) => write!(f, "{host}:{}", self.port),
+            None => write!(f, "{}:{}", self.address, self.port),
+        }
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The CNI plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkPlugin {
+    /// Flannel.
+    Flannel,
+    /// Calico.
+    Calico,
+    /// Cilium.
+    Cilium,
+    /// None: the operator installs one.
+    None,
+}
+
+/// Login access to the machines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Access {
+    /// Console / SSH user.
+    pub user: String,
+    /// SSH public keys for that user.
+    pub ssh_authorized_keys: Vec<String>,
+    /// crypt(3) password hash for console login, if any.
+    pub password_hash: Option<String>,
+}
+
+/// Settings shared by the nodes a selector matches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// Name (referenced from nodes' `profile`).
+    pub name: String,
+    /// Which nodes it applies to.
+    pub selector: Selector,
+    /// Install disk for its nodes.
+    pub install_disk: Option<String>,
+    /// Kernel arguments added for its nodes.
+    pub kernel_args: Option<Vec<String>>,
+    /// Metadata its nodes inherit.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Matches nodes; every given term must hold. More terms = more specific.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Selector {
+    /// The node has this role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The node has every one of these labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The node has this MAC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// The node has this hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+impl Selector {
+    /// How many terms the selector has.
+    pub fn specificity(&self) -> usize {
+        usize::from(self.role.is_some())
+            + self.labels.len()
+            + usize::from(self.mac.is_some())
+            + usize::from(self.hostname.is_some())
+    }
+
+    /// Whether a node with these attributes matches.
+    pub fn matches(
+        &self,
+        mac: MacAddr,
+        hostname: &str,
+        roles: &[Role],
+        labels: &BTreeMap<String, String>,
+    ) -> bool {
+        self.role.is_none_or(|r| roles.contains(&r))
+            && self.mac.is_none_or(|m| m == mac)
+            && self.hostname.as_deref().is_none_or(|h| h == hostname)
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// A node's part in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs the Kubernetes control plane.
+    ControlPlane,
+    /// Runs an etcd member.
+    Etcd,
+    /// Runs workloads.
+    Worker,
+}
+
+impl Role {
+    /// The name used in the file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Etcd => "etcd",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// A Kubernetes taint `key[=value]:Effect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taint {
+    /// Key.
+    pub key: String,
+    /// Value, possibly empty.
+    pub value: String,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    pub effect: String,
+}
+
+impl fmt::Display for Taint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}:{}", self.key, self.effect)
+        } else {
+            write!(f, "{}={}:{}", self.key, self.value, self.effect)
+        }
+    }
+}
+
+impl Serialize for Taint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// MAC of the interface it boots from.
+    pub mac: MacAddr,
+    /// Hostname (a DNS label).
+    pub hostname: String,
+    /// Its static address.
+    pub ip: Ipv4Addr,
+    /// Its roles, sorted.
+    pub roles: Vec<Role>,
+    /// Disk the OS is installed on.
+    pub install_disk: String,
+    /// Kernel arguments added after the OS's.
+    pub kernel_args: Vec<String>,
+    /// Kubernetes labels.
+    pub labels: BTreeMap<String, String>,
+    /// Kubernetes taints.
+    pub taints: Vec<Taint>,
+    /// The profile applied, if any.
+    pub profile: Option<String>,
+    /// Its baseboard management controller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<Bmc>,
+    /// Free-form data for templates (the profile's, overridden by the node's).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Node {
+    /// Whether the node has `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// BMC protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BmcDriver {
+    /// IPMI v2.0 over LAN (RMCP+).
+    Ipmi,
+    /// Redfish over HTTPS.
+    Redfish,
+}
+
+/// A node's BMC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bmc {
+    /// Protocol.
+    pub driver: BmcDriver,
+    /// Host name or address.
+    pub address: String,
+    /// Port (623 for IPMI, 443 for Redfish by default).
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Where the password comes from.
+    #[serde(flatten)]
+    pub password: PasswordSource,
+}
+
+/// Where a secret comes from. Its value is read only when needed, never printed.
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSource {
+    /// An environment variable of slipway's process.
+    #[serde(rename = "password_env")]
+    Env(String),
+    /// A file (first line).
+    #[serde(rename = "password_file")]
+    File(PathBuf),
+    /// Written in the cluster file (only when explicitly allowed).
+    #[serde(rename = "password", serialize_with = "redacted")]
+    Inline(String),
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::Env(v) => write!(f, "Env({v:?})"),
+            PasswordSource::File(p) => write!(f, "File({p:?})"),
+            PasswordSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+fn redacted<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
+}
+
+fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}

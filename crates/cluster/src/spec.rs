@@ -1,0 +1,827 @@
+//! The cluster file as written: every field optional, every value with its place.
+//!
+//! [`decode`] reads the YAML tree into a [`Spec`], checking each value on its own
+//! (a MAC is a MAC, a CIDR a CIDR, no unknown keys). Checks that relate fields, and
+//! every default, are [`crate::complete`]'s job.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+
+use crate::decode::{
+    Fields, Spanned, boolean, choice, json, list, list_of, parse, parse_as, string, string_map,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics, Span};
+use crate::model::{
+    Arch, BmcDriver, ConfigFormat, DhcpMode, Distro, NetworkPlugin, Role, Taint, UnknownPolicy,
+};
+use crate::types::{Ipv4Range, LeaseTime, MacAddr};
+use crate::yaml::{Key, Node};
+
+type S<T> = Option<Spanned<T>>;
+
+/// The whole file as written.
+#[derive(Debug, Default)]
+pub struct Spec {
+    /// `cluster:`
+    pub cluster: ClusterSpec,
+    /// `network:`
+    pub network: NetworkSpec,
+    /// `os:`
+    pub os: OsSpec,
+    /// `kubernetes:`
+    pub kubernetes: KubernetesSpec,
+    /// `access:`
+    pub access: AccessSpec,
+    /// `profiles:`
+    pub profiles: Vec<ProfileSpec>,
+    /// `nodes:`
+    pub nodes: Vec<NodeSpec>,
+    /// Where the `nodes:` key is, if present.
+    pub nodes_span: Option<Span>,
+}
+
+/// `cluster:`
+#[derive(Debug, Default)]
+pub struct ClusterSpec {
+    /// Name.
+    pub name: S<String>,
+    /// DNS domain.
+    pub domain: S<String>,
+    /// Where the section is.
+    pub span: Span,
+}
+
+/// `network:`
+#[derive(Debug, Default)]
+pub struct NetworkSpec {
+    /// Interface.
+    pub interface: S<String>,
+    /// slipway's address.
+    pub server: S<Ipv4Addr>,
+    /// Subnet.
+    pub subnet: S<Ipv4Net>,
+    /// Router.
+    pub gateway: S<Ipv4Addr>,
+    /// DNS servers handed out.
+    pub dns: Option<Vec<Spanned<Ipv4Addr>>>,
+    /// Upstream resolvers.
+    pub upstream_dns: Vec<Spanned<SocketAddr>>,
+    /// NTP servers.
+    pub ntp: Vec<Spanned<String>>,
+    /// HTTP port.
+    pub http_port: S<u16>,
+    /// DHCP mode.
+    pub dhcp_mode: S<DhcpMode>,
+    /// Dynamic pool.
+    pub pool: S<Ipv4Range>,
+    /// Lease time.
+    pub lease_time: S<LeaseTime>,
+    /// Unknown-MAC policy.
+    pub unknown_machines: S<UnknownPolicy>,
+    /// Where the section is.
+    pub span: Span,
+}
+
+/// `os:`
+#[derive(Debug, Default)]
+pub struct OsSpec {
+    /// Distribution.
+    pub distro: S<Distro>,
+    /// Channel.
+    pub channel: S<String>,
+    /// Version.
+    pub version: S<String>,
+    /// Architecture.
+    pub arch: S<Arch>,
+    /// Mirror directory or base URL.
+    pub assets: S<String>,
+    /// Config format.
+    pub config_format: S<ConfigFormat>,
+    /// Install disk.
+    pub install_disk: S<String>,
+    /// Kernel arguments.
+    pub kernel_args: Vec<String>,
+    /// Generic boot files.
+    pub generic: Option<GenericSpec>,
+    /// Where `generic:` is, when given.
+    pub generic_span: Option<Span>,
+    /// Where the section is.
+    pub span: Span,
+}
+
+/// `os.generic:`
+#[derive(Debug, Default)]
+pub struct GenericSpec {
+    /// Kernel.
+    pub kernel: S<String>,
+    /// Initrds.
+    pub initrds: Vec<String>,
+    /// Template path.
+    pub template: S<String>,
+}
+
+/// `kubernetes:`
+#[derive(Debug, Default)]
+pub struct KubernetesSpec {
+    /// Version.
+    pub version: S<String>,
+    /// `host[:port]`.
+    pub control_plane_endpoint: S<(String, Option<u16>)>,
+    /// Name in the cluster domain.
+    pub api_name: S<String>,
+    /// Extra certificate SANs.
+    pub extra_sans: Vec<Spanned<String>>,
+    /// Pod subnet.
+    pub pod_subnet: S<Ipv4Net>,
+    /// Service subnet.
+    pub service_subnet: S<Ipv4Net>,
+    /// Cluster DNS address.
+    pub cluster_dns: S<Ipv4Addr>,
+    /// CNI.
+    pub network_plugin: S<NetworkPlugin>,
+    /// Image repository.
+    pub image_repository: S<String>,
+    /// Registry mirrors.
+    pub registry_mirrors: Vec<(Key, Vec<Spanned<String>>)>,
+    /// Where the section is.
+    pub span: Span,
+}
+
+/// `access:`
+#[derive(Debug, Default)]
+pub struct AccessSpec {
+    /// User.
+    pub user: S<String>,
+    /// SSH keys.
+    pub ssh_authorized_keys: Vec<Spanned<String>>,
+    /// Password hash.
+    pub password_hash: S<String>,
+}
+
+/// One entry of `profiles:`.
+#[derive(Debug, Default)]
+pub struct ProfileSpec {
+    /// Name.
+    pub name: S<String>,
+    /// Selector role.
+    pub role: S<Role>,
+    /// Selector labels.
+    pub labels: Vec<(Key, Spanned<String>)>,
+    /// Selector MAC.
+    pub mac: S<MacAddr>,
+    /// Selector hostname.
+    pub hostname: S<String>,
+    /// Install disk.
+    pub install_disk: S<String>,
+    /// Kernel arguments.
+    pub kernel_args: Option<Vec<String>>,
+    /// Metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Where the entry is.
+    pub span: Span,
+}
+
+/// One entry of `nodes:`.
+#[derive(Debug, Default)]
+pub struct NodeSpec {
+    /// MAC.
+    pub mac: S<MacAddr>,
+    /// Hostname.
+    pub hostname: S<String>,
+    /// Address.
+    pub ip: S<Ipv4Addr>,
+    /// Roles (None when absent).
+    pub roles: Option<Vec<Spanned<Role>>>,
+    /// Install disk.
+    pub install_disk: S<String>,
+    /// Kernel arguments.
+    pub kernel_args: Option<Vec<String>>,
+    /// Labels.
+    pub labels: Vec<(Key, Spanned<String>)>,
+    /// Taints.
+    pub taints: Vec<Taint>,
+    /// Explicit profile.
+    pub profile: S<String>,
+    /// BMC.
+    pub bmc: Option<BmcSpec>,
+    /// Metadata.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Where the entry is.
+    pub span: Span,
+}
+
+/// `bmc:` of a node.
+#[derive(Debug)]
+pub struct BmcSpec {
+    /// Driver.
+    pub driver: Spanned<BmcDriver>,
+    /// Address.
+    pub address: Spanned<String>,
+    /// Port.
+    pub port: S<u16>,
+    /// User.
+    pub user: Spanned<String>,
+    /// Password source.
+    pub password: crate::model::PasswordSource,
+}
+
+/// Reads the tree into a [`Spec`], recording every problem found in single values.
+pub fn decode(root: &Node, d: &mut Diagnostics) -> Spec {
+    let mut spec = Spec::default();
+    if root.is_null() {
+        d.error(Span::FILE, "the cluster file is empty");
+        return spec;
+    }
+    let Some(mut top) = Fields::new(root, "the cluster file", d) else {
+        return spec;
+    };
+    match top.get("cluster") {
+        Some(n) => spec.cluster = cluster(n, d),
+        None => d.error(
+            Span::new(1, 1, 1),
+            "missing section `cluster:` (name and domain)",
+        ),
+    }
+    match top.get("network") {
+        Some(n) => spec.network = network(n, d),
+        None => d.error(
+            Span::new(1, 1, 1),
+            "missing section `network:` (interface and subnet)",
+        ),
+    }
+    if let Some(n) = top.get("os") {
+        spec.os = os(n, d);
+    }
+    match top.get("kubernetes") {
+        Some(n) => spec.kubernetes = kubernetes(n, d),
+        None => d.error(
+            Span::new(1, 1, 1),
+            "missing section `kubernetes:` (at least `version`)",
+        ),
+    }
+    if let Some(n) = top.get("access") {
+        spec.access = access(n, d);
+    }
+    if let Some(n) = top.get("profiles") {
+        spec.profiles = list(n, "`profiles`", d)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| profile(p, d))
+            .collect();
+    }
+    spec.nodes_span = top.key_span("nodes");
+    if let Some(n) = top.get("nodes") {
+        spec.nodes = list(n, "`nodes`", d)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| node(p, d))
+            .collect();
+    }
+    top.finish(d);
+    spec
+}
+
+fn cluster(n: &Node, d: &mut Diagnostics) -> ClusterSpec {
+    let mut out = ClusterSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    let Some(mut f) = Fields::new(n, "`cluster`", d) else {
+        return out;
+    };
+    out.name = f.get("name").and_then(|v| string(v, "`cluster.name`", d));
+    out.domain = f
+        .get("domain")
+        .and_then(|v| string(v, "`cluster.domain`", d));
+    f.finish(d);
+    out
+}
+
+const IPV4: &str = "an IPv4 address";
+const CIDR: &str = "an IPv4 subnet in CIDR form (e.g. 10.0.0.0/24)";
+
+fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
+    let mut out = NetworkSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    let Some(mut f) = Fields::new(n, "`network`", d) else {
+        return out;
+    };
+    out.interface = f
+        .get("interface")
+        .and_then(|v| string(v, "`network.interface`", d));
+    out.server = f
+        .get("server")
+        .and_then(|v| parse_as(v, "`network.server`", IPV4, d));
+    out.subnet = f.get("subnet").and_then(|v| cidr(v, "`network.subnet`", d));
+    out.gateway = f
+        .get("gateway")
+        .and_then(|v| parse_as(v, "`network.gateway`", IPV4, d));
+    out.dns = f.get("dns").map(|v| {
+        list_of(v, "`network.dns`", d, |n, d| {
+            parse_as(n, "`network.dns`", IPV4, d)
+        })
+    });
+    out.upstream_dns = f
+        .get("upstream_dns")
+        .map(|v| list_of(v, "`network.upstream_dns`", d, upstream))
+        .unwrap_or_default();
+    out.ntp = f
+        .get("ntp")
+        .map(|v| list_of(v, "`network.ntp`", d, |n, d| string(n, "`network.ntp`", d)))
+        .unwrap_or_default();
+    out.http_port = f
+        .get("http_port")
+        .and_then(|v| port(v, "`network.http_port`", d));
+    if let Some(dhcp) = f.get("dhcp") {
+        if let Some(mut g) = Fields::new(dhcp, "`network.dhcp`", d) {
+            out.dhcp_mode = g.get("mode").and_then(|v| {
+                let c = choice(
+                    v,
+                    "`network.dhcp.mode`",
+                    &["authoritative", "proxy", "off"],
+                    d,
+                )?;
+                let mode = match c.value {
+                    "proxy" => DhcpMode::Proxy,
+                    "off" => DhcpMode::Off,
+                    _ => DhcpMode::Authoritative,
+                };
+                Some(Spanned::new(mode, c.span))
+            });
+            out.pool = g
+                .get("pool")
+                .and_then(|v| parse(v, "`network.dhcp.pool`", d));
+            out.lease_time = g
+                .get("lease_time")
+                .and_then(|v| parse(v, "`network.dhcp.lease_time`", d));
+            out.unknown_machines = g.get("unknown_machines").and_then(|v| {
+                let c = choice(
+                    v,
+                    "`network.dhcp.unknown_machines`",
+                    &["ignore", "discover"],
+                    d,
+                )?;
+                let p = if c.value == "discover" {
+                    UnknownPolicy::Discover
+                } else {
+                    UnknownPolicy::Ignore
+                };
+                Some(Spanned::new(p, c.span))
+            });
+            g.finish(d);
+        }
+    }
+    f.finish(d);
+    out
+}
+
+fn cidr(n: &Node, what: &str, d: &mut Diagnostics) -> S<Ipv4Net> {
+    let s = string(n, what, d)?;
+    match s.value.parse::<Ipv4Net>() {
+        Ok(net) if net.network() != net.addr() => {
+            d.push(
+                Diagnostic::error(s.span, format!("{what}: `{}` has host bits set", s.value))
+                    .with_help(format!("the subnet is `{}`", net.trunc())),
+            );
+            None
+        }
+        Ok(net) => Some(Spanned::new(net, s.span)),
+        Err(_) => {
+            d.error(s.span, format!("{what}: `{}` is not {CIDR}", s.value));
+            None
+        }
+    }
+}
+
+fn port(n: &Node, what: &str, d: &mut Diagnostics) -> S<u16> {
+    let p = parse_as::<u16>(n, what, "a port number (1-65535)", d)?;
+    if p.value == 0 {
+        d.error(p.span, format!("{what}: port 0 is not usable"));
+        return None;
+    }
+    Some(p)
+}
+
+fn upstream(n: &Node, d: &mut Diagnostics) -> S<SocketAddr> {
+    let s = string(n, "`network.upstream_dns`", d)?;
+    let v = s.value.trim();
+    let addr = v
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| v.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)));
+    match addr {
+        Some(a) => Some(Spanned::new(a, s.span)),
+        None => {
+            d.error(s.span, format!("`network.upstream_dns`: `{v}` is not an address (expected e.g. 9.9.9.9 or 9.9.9.9:53)"));
+            None
+        }
+    }
+}
+
+fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
+    let mut out = OsSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    let Some(mut f) = Fields::new(n, "`os`", d) else {
+        return out;
+    };
+    out.distro = f.get("distro").and_then(|v| {
+        let c = choice(v, "`os.distro`", &["flatcar", "coreos", "generic"], d)?;
+        let x = match c.value {
+            "coreos" => Distro::Coreos,
+            "generic" => Distro::Generic,
+            _ => Distro::Flatcar,
+        };
+        Some(Spanned::new(x, c.span))
+    });
+    out.channel = f.get("channel").and_then(|v| string(v, "`os.channel`", d));
+    out.version = f.get("version").and_then(|v| string(v, "`os.version`", d));
+    out.arch = f.get("arch").and_then(|v| {
+        let c = choice(v, "`os.arch`", &["amd64", "arm64"], d)?;
+        Some(Spanned::new(
+            if c.value == "arm64" {
+                Arch::Arm64
+            } else {
+                Arch::Amd64
+            },
+            c.span,
+        ))
+    });
+    out.assets = f.get("assets").and_then(|v| string(v, "`os.assets`", d));
+    out.config_format = f.get("config_format").and_then(|v| {
+        let c = choice(
+            v,
+            "`os.config_format`",
+            &["ignition", "cloud-config", "template"],
+            d,
+        )?;
+        let x = match c.value {
+            "cloud-config" => ConfigFormat::CloudConfig,
+            "template" => ConfigFormat::Template,
+            _ => ConfigFormat::Ignition,
+        };
+        Some(Spanned::new(x, c.span))
+    });
+    out.install_disk = f
+        .get("install_disk")
+        .and_then(|v| string(v, "`os.install_disk`", d));
+    out.kernel_args = f
+        .get("kernel_args")
+        .map(|v| strings(v, "`os.kernel_args`", d))
+        .unwrap_or_default();
+    out.generic_span = f.key_span("generic");
+    if let Some(g) = f.get("generic") {
+        if let Some(mut gf) = Fields::new(g, "`os.generic`", d) {
+            let mut gs = GenericSpec {
+                kernel: gf
+                    .get("kernel")
+                    .and_then(|v| string(v, "`os.generic.kernel`", d)),
+                ..Default::default()
+            };
+            gs.initrds = gf
+                .get("initrds")
+                .map(|v| strings(v, "`os.generic.initrds`", d))
+                .unwrap_or_default();
+            gs.template = gf
+                .get("template")
+                .and_then(|v| string(v, "`os.generic.template`", d));
+            if gs.kernel.is_none() {
+                d.error(gf.span, "`os.generic` needs `kernel`");
+            }
+            gf.finish(d);
+            out.generic = Some(gs);
+        }
+    }
+    f.finish(d);
+    out
+}
+
+fn strings(n: &Node, what: &str, d: &mut Diagnostics) -> Vec<String> {
+    list_of(n, what, d, |n, d| string(n, what, d).map(|s| s.value))
+}
+
+fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
+    let mut out = KubernetesSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    let Some(mut f) = Fields::new(n, "`kubernetes`", d) else {
+        return out;
+    };
+    out.version = f
+        .get("version")
+        .and_then(|v| string(v, "`kubernetes.version`", d));
+    out.control_plane_endpoint = f.get("control_plane_endpoint").and_then(|v| {
+        let s = string(v, "`kubernetes.control_plane_endpoint`", d)?;
+        let (host, port) = match s.value.rsplit_once(':') {
+            Some((h, p)) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => (h.to_string(), Some(p)),
+                _ => {
+                    d.error(
+                        s.span,
+                        format!("`kubernetes.control_plane_endpoint`: `{p}` is not a port number"),
+                    );
+                    return None;
+                }
+            },
+            None => (s.value.clone(), None),
+        };
+        Some(Spanned::new((host, port), s.span))
+    });
+    out.api_name = f
+        .get("api_name")
+        .and_then(|v| string(v, "`kubernetes.api_name`", d));
+    out.extra_sans = f
+        .get("extra_sans")
+        .map(|v| {
+            list_of(v, "`kubernetes.extra_sans`", d, |n, d| {
+                string(n, "`kubernetes.extra_sans`", d)
+            })
+        })
+        .unwrap_or_default();
+    out.pod_subnet = f
+        .get("pod_subnet")
+        .and_then(|v| cidr(v, "`kubernetes.pod_subnet`", d));
+    out.service_subnet = f
+        .get("service_subnet")
+        .and_then(|v| cidr(v, "`kubernetes.service_subnet`", d));
+    out.cluster_dns = f
+        .get("cluster_dns")
+        .and_then(|v| parse_as(v, "`kubernetes.cluster_dns`", IPV4, d));
+    out.network_plugin = f.get("network_plugin").and_then(|v| {
+        let c = choice(
+            v,
+            "`kubernetes.network_plugin`",
+            &["flannel", "calico", "cilium", "none"],
+            d,
+        )?;
+        let x = match c.value {
+            "calico" => NetworkPlugin::Calico,
+            "cilium" => NetworkPlugin::Cilium,
+            "none" => NetworkPlugin::None,
+            _ => NetworkPlugin::Flannel,
+        };
+        Some(Spanned::new(x, c.span))
+    });
+    out.image_repository = f
+        .get("image_repository")
+        .and_then(|v| string(v, "`kubernetes.image_repository`", d));
+    if let Some(m) = f.get("registry_mirrors") {
+        match &m.value {
+            crate::yaml::Value::Map(entries) => {
+                for (k, v) in entries {
+                    let what = format!("mirrors of `{}`", k.text);
+                    let urls = list_of(v, &what, d, |n, d| string(n, &what, d));
+                    out.registry_mirrors.push((k.clone(), urls));
+                }
+            }
+            _ => d.error(m.span, format!("`kubernetes.registry_mirrors` must be a mapping of registry: [mirror URLs], not {}", m.kind())),
+        }
+    }
+    f.finish(d);
+    out
+}
+
+fn access(n: &Node, d: &mut Diagnostics) -> AccessSpec {
+    let mut out = AccessSpec::default();
+    let Some(mut f) = Fields::new(n, "`access`", d) else {
+        return out;
+    };
+    out.user = f.get("user").and_then(|v| string(v, "`access.user`", d));
+    out.ssh_authorized_keys = f
+        .get("ssh_authorized_keys")
+        .map(|v| {
+            list_of(v, "`access.ssh_authorized_keys`", d, |n, d| {
+                string(n, "an SSH key", d)
+            })
+        })
+        .unwrap_or_default();
+    out.password_hash = f
+        .get("password_hash")
+        .and_then(|v| string(v, "`access.password_hash`", d));
+    f.finish(d);
+    out
+}
+
+fn role(n: &Node, d: &mut Diagnostics) -> S<Role> {
+    let c = choice(n, "role", &["control-plane", "etcd", "worker"], d)?;
+    let r = match c.value {
+        "control-plane" => Role::ControlPlane,
+        "etcd" => Role::Etcd,
+        _ => Role::Worker,
+    };
+    Some(Spanned::new(r, c.span))
+}
+
+fn profile(n: &Node, d: &mut Diagnostics) -> Option<ProfileSpec> {
+    let mut f = Fields::new(n, "a profile", d)?;
+    let mut out = ProfileSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    match f.get("name") {
+        Some(v) => out.name = string(v, "a profile's `name`", d),
+        None => d.error(
+            f.key_span("name").unwrap_or(n.span),
+            "a profile needs a `name`",
+        ),
+    }
+    if let Some(sel) = f.get("selector") {
+        if let Some(mut s) = Fields::new(sel, "a profile's `selector`", d) {
+            out.role = s.get("role").and_then(|v| role(v, d));
+            out.labels = s
+                .get("labels")
+                .map(|v| string_map(v, "selector label", d))
+                .unwrap_or_default();
+            out.mac = s.get("mac").and_then(|v| parse(v, "selector `mac`", d));
+            out.hostname = s
+                .get("hostname")
+                .and_then(|v| string(v, "selector `hostname`", d));
+            s.finish(d);
+        }
+    }
+    out.install_disk = f
+        .get("install_disk")
+        .and_then(|v| string(v, "a profile's `install_disk`", d));
+    out.kernel_args = f
+        .get("kernel_args")
+        .map(|v| strings(v, "a profile's `kernel_args`", d));
+    out.metadata = f
+        .get("metadata")
+        .map(|v| object(v, "a profile's `metadata`", d))
+        .unwrap_or_default();
+    f.finish(d);
+    Some(out)
+}
+
+fn object(n: &Node, what: &str, d: &mut Diagnostics) -> serde_json::Map<String, serde_json::Value> {
+    match json(n) {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => serde_json::Map::new(),
+        _ => {
+            d.error(
+                n.span,
+                format!("{what} must be a mapping, not {}", n.kind()),
+            );
+            serde_json::Map::new()
+        }
+    }
+}
+
+fn node(n: &Node, d: &mut Diagnostics) -> Option<NodeSpec> {
+    let mut f = Fields::new(n, "a node", d)?;
+    let mut out = NodeSpec {
+        span: n.span,
+        ..Default::default()
+    };
+    match f.get("mac") {
+        Some(v) => out.mac = parse(v, "`mac`", d),
+        None => d.error(f.key_span("mac").unwrap_or(n.span), "a node needs a `mac`"),
+    }
+    out.hostname = f.get("hostname").and_then(|v| string(v, "`hostname`", d));
+    out.ip = f.get("ip").and_then(|v| parse_as(v, "`ip`", IPV4, d));
+    out.roles = f.get("roles").map(|v| list_of(v, "`roles`", d, role));
+    out.install_disk = f
+        .get("install_disk")
+        .and_then(|v| string(v, "`install_disk`", d));
+    out.kernel_args = f.get("kernel_args").map(|v| strings(v, "`kernel_args`", d));
+    out.labels = f
+        .get("labels")
+        .map(|v| string_map(v, "label", d))
+        .unwrap_or_default();
+    out.taints = f
+        .get("taints")
+        .map(|v| list_of(v, "`taints`", d, taint))
+        .unwrap_or_default();
+    out.profile = f.get("profile").and_then(|v| string(v, "`profile`", d));
+    out.bmc = f.get("bmc").and_then(|v| bmc(v, d));
+    out.metadata = f
+        .get("metadata")
+        .map(|v| object(v, "`metadata`", d))
+        .unwrap_or_default();
+    f.finish(d);
+    Some(out)
+}
+
+fn taint(n: &Node, d: &mut Diagnostics) -> Option<Taint> {
+    let s = string(n, "a taint", d)?;
+    let bad = |d: &mut Diagnostics, why: &str| {
+        d.push(
+            Diagnostic::error(s.span, format!("taint `{}` {why}", s.value))
+                .with_help("write `key=value:Effect` or `key:Effect`, Effect one of NoSchedule, PreferNoSchedule, NoExecute"),
+        );
+    };
+    let Some((kv, effect)) = s.value.rsplit_once(':') else {
+        bad(d, "has no effect");
+        return None;
+    };
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        bad(d, &format!("has an unknown effect `{effect}`"));
+        return None;
+    }
+    let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+    if !crate::complete::is_label_key(key) || !crate::complete::is_label_value(value) {
+        bad(d, "has an invalid key or value");
+        return None;
+    }
+    Some(Taint {
+        key: key.into(),
+        value: value.into(),
+        effect: effect.into(),
+    })
+}
+
+fn bmc(n: &Node, d: &mut Diagnostics) -> Option<BmcSpec> {
+    use crate::model::PasswordSource;
+    let mut f = Fields::new(n, "a node's `bmc`", d)?;
+    let driver = f.get("driver").and_then(|v| {
+        let c = choice(v, "`bmc.driver`", &["ipmi", "redfish"], d)?;
+        Some(Spanned::new(
+            if c.value == "redfish" {
+                BmcDriver::Redfish
+            } else {
+                BmcDriver::Ipmi
+            },
+            c.span,
+        ))
+    });
+    let address = f.get("address").and_then(|v| string(v, "`bmc.address`", d));
+    let port = f.get("port").and_then(|v| port(v, "`bmc.port`", d));
+    let user = f.get("user").and_then(|v| string(v, "`bmc.user`", d));
+    let env = f
+        .get("password_env")
+        .and_then(|v| string(v, "`bmc.password_env`", d));
+    let file = f
+        .get("password_file")
+        .and_then(|v| string(v, "`bmc.password_file`", d));
+    let inline = f
+        .get("password")
+        .and_then(|v| string(v, "`bmc.password`", d));
+    let allow_inline = f
+        .get("allow_inline_password")
+        .and_then(|v| boolean(v, "`bmc.allow_inline_password`", d));
+    for name in ["driver", "address", "user"] {
+        if f.key_span(name).is_none() {
+            d.error(n.span, format!("`bmc` needs `{name}`"));
+        }
+    }
+    f.finish(d);
+    let given =
+        usize::from(env.is_some()) + usize::from(file.is_some()) + usize::from(inline.is_some());
+    let password = match (env, file, inline) {
+        _ if given > 1 => {
+            d.error(
+                n.span,
+                "`bmc` takes one of `password_env`, `password_file`, `password`, not several",
+            );
+            None
+        }
+        (Some(e), _, _) => {
+            let valid = !e.value.is_empty()
+                && e.value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !e.value.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                d.error(
+                    e.span,
+                    format!(
+                        "`bmc.password_env`: `{}` is not an environment variable name",
+                        e.value
+                    ),
+                );
+            }
+            Some(PasswordSource::Env(e.value))
+        }
+        (_, Some(p), _) => Some(PasswordSource::File(p.value.into())),
+        (_, _, Some(i)) => {
+            if allow_inline.is_some_and(|a| a.value) {
+                Some(PasswordSource::Inline(i.value))
+            } else {
+                d.push(
+                    Diagnostic::error(i.span, "inline BMC passwords are refused: the cluster file is not a secret store")
+                        .with_help("use `password_env: VAR` or `password_file: /path`, or set `allow_inline_password: true`"),
+                );
+                None
+            }
+        }
+        (None, None, None) => {
+            d.push(
+                Diagnostic::error(n.span, "`bmc` needs a password source")
+                    .with_help("add `password_env: VAR` or `password_file: /path`"),
+            );
+            None
+        }
+    };
+    Some(BmcSpec {
+        driver: driver?,
+        address: address?,
+        port,
+        user: user?,
+        password: password?,
+    })
+}
