@@ -89,6 +89,16 @@ impl<'a> Fields<'a> {
             .map(|(k, _)| k.span)
     }
 
+    /// The keys nobody asked for (so far).
+    pub fn unused(&self) -> Vec<&'a Key> {
+        self.entries
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, u)| !**u)
+            .map(|((k, _), _)| k)
+            .collect()
+    }
+
     /// Reports every key that was not asked for.
     pub fn finish(self, d: &mut Diagnostics) {
         for ((key, _), used) in self.entries.iter().zip(&self.used) {

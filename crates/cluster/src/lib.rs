@@ -38,6 +38,7 @@
 pub mod complete;
 pub mod decode;
 pub mod diagnostic;
+pub mod emit;
 pub mod model;
 pub mod sextant;
 pub mod spec;

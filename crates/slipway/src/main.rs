@@ -1,1 +1,110 @@
-fn main() {}
+//! `slipway`: bare-metal Kubernetes from one cluster file.
+//!
+//! A thin binary: parse the command line, run one mode, map the outcome to an exit
+//! code (0 success, 1 failure to run, 2 invalid input).
+
+mod check;
+mod host;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for invalid input (a cluster file with errors, a bad argument).
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "slipway",
+    version,
+    about = "Bare-metal Kubernetes from one cluster file: PXE, install, join."
+)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a cluster file and print a summary, or the completed description.
+    Check {
+        /// The cluster file.
+        file: PathBuf,
+        /// What to print on success.
+        #[arg(long, short, value_enum, default_value_t = Output::Summary)]
+        output: Output,
+        /// Do not read local interfaces; `network.server` must then be in the file.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Convert another tool's cluster description into a slipway cluster file.
+    Convert {
+        /// The format of the input.
+        #[arg(long, value_enum)]
+        from: From,
+        /// The input file.
+        file: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What `check` prints.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    /// A readable summary with a table of nodes.
+    Summary,
+    /// The completed description as YAML (a valid cluster file itself).
+    Yaml,
+    /// The completed description as JSON.
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum From {
+    /// sextant's cluster-desc.yml (github.com/k8sp/sextant).
+    Sextant,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Check {
+            file,
+            output,
+            offline,
+        } => check::check(&file, output, offline),
+        Command::Convert {
+            from: From::Sextant,
+            file,
+            out,
+        } => check::convert_sextant(&file, out.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("slipway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

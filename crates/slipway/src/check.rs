@@ -1,0 +1,182 @@
+//! `slipway check` and `slipway convert`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use slipway_cluster::{Cluster, DhcpMode, Host, NoHost, Role, emit, load_file, sextant};
+
+use crate::host::SystemHost;
+use crate::{EXIT_INVALID, Output};
+
+/// Loads, validates and completes `file`; prints problems to stderr and the summary or
+/// completed description to stdout.
+pub fn check(file: &Path, output: Output, offline: bool) -> anyhow::Result<ExitCode> {
+    let host: &dyn Host = if offline { &NoHost } else { &SystemHost };
+    let (text, loaded) = load_file(file, host)?;
+    eprint!("{}", loaded.diagnostics.render(&text));
+    let Some(cluster) = loaded.valid() else {
+        let n = loaded.diagnostics.error_count();
+        eprintln!(
+            "{}: {n} error{} found",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    tracing::info!(nodes = cluster.nodes.len(), "cluster file is valid");
+    let out = match output {
+        Output::Summary => summary(cluster),
+        Output::Json => {
+            serde_json::to_string_pretty(cluster).context("serializing the cluster")? + "\n"
+        }
+        Output::Yaml => {
+            emit::to_yaml(&serde_json::to_value(cluster).context("serializing the cluster")?)
+        }
+    };
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A readable summary: the cluster's settings and a table of nodes.
+pub fn summary(c: &Cluster) -> String {
+    let mut s = String::new();
+    let count = |r: Role| c.nodes.iter().filter(|n| n.has_role(r)).count();
+    let _ = writeln!(
+        s,
+        "cluster    {} (domain {}): {} nodes, {} control-plane, {} etcd, {} worker",
+        c.cluster.name,
+        c.cluster.domain,
+        c.nodes.len(),
+        count(Role::ControlPlane),
+        count(Role::Etcd),
+        count(Role::Worker)
+    );
+    let n = &c.network;
+    let dhcp = match n.dhcp.mode {
+        DhcpMode::Authoritative => format!(
+            "authoritative, pool {}, leases {}, unknown machines: {}",
+            n.dhcp.pool.map_or("none".into(), |p| p.to_string()),
+            n.dhcp.lease_time,
+            serde_json::to_value(n.dhcp.unknown_machines)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ),
+        DhcpMode::Proxy => "proxy (boot information only)".into(),
+        DhcpMode::Off => "off (the site's DHCP points here)".into(),
+    };
+    let _ = writeln!(
+        s,
+        "network    {} on {}, subnet {}, gateway {}, DHCP {dhcp}",
+        n.server,
+        n.interface,
+        n.subnet,
+        n.gateway.map_or("none".into(), |g| g.to_string())
+    );
+    let o = &c.os;
+    let _ = writeln!(
+        s,
+        "os         {} {} {} ({}), {} config, assets {}",
+        enum_name(&o.distro),
+        o.channel,
+        o.version,
+        enum_name(&o.arch),
+        enum_name(&o.config_format),
+        serde_json::to_value(&o.assets)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    );
+    let k = &c.kubernetes;
+    let _ = writeln!(
+        s,
+        "kubernetes {}, endpoint {}.{} = {} ({}), pods {}, services {}, DNS {}, {}",
+        k.version,
+        k.api_name,
+        c.cluster.domain,
+        k.control_plane_endpoint,
+        k.control_plane_endpoint.address,
+        k.pod_subnet,
+        k.service_subnet,
+        k.cluster_dns,
+        enum_name(&k.network_plugin)
+    );
+    let _ = writeln!(s);
+    let rows: Vec<[String; 6]> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.hostname.clone(),
+                n.mac.to_string(),
+                n.ip.to_string(),
+                n.roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                n.install_disk.clone(),
+                n.profile.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["HOSTNAME", "MAC", "IP", "ROLES", "DISK", "PROFILE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:w$}"))
+            .collect();
+        let _ = writeln!(s, "{}", line.join("  ").trim_end());
+    }
+    s
+}
+
+fn enum_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Converts a sextant file; notes go to stderr, the slipway file to stdout or `out`.
+pub fn convert_sextant(file: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let converted = sextant::convert(&file.display().to_string(), &text);
+    eprint!("{}", converted.diagnostics.render(&text));
+    let Some(yaml) = converted
+        .yaml
+        .filter(|_| !converted.diagnostics.has_errors())
+    else {
+        eprintln!("{}: not converted", file.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    for note in &converted.notes {
+        eprintln!("note: {note}");
+    }
+    match out {
+        Some(path) => std::fs::write(path, yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => write_stdout(&yaml)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
+}
