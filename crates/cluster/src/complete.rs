@@ -63,17 +63,16 @@ pub fn complete(
     let os = os(spec, base_dir, d);
     let access = access(spec, d);
     let profiles = profiles(&spec.profiles, d);
-    let (network, cluster) = (network?, cluster?);
+    let network = network?;
     let k = KubeBase::new(spec, d);
     let nodes = nodes(spec, &network, &os, &profiles, &k, d);
-    let kubernetes = kubernetes(spec, &network, &nodes, k, d);
-    let (os, access, kubernetes) = (os?, access, kubernetes?);
     check_fleet(spec, &nodes, &profiles, d);
+    let kubernetes = kubernetes(spec, &network, &nodes, k, d);
     Some(Cluster {
-        cluster,
+        cluster: cluster?,
         network,
-        os,
-        kubernetes,
+        os: os?,
+        kubernetes: kubernetes?,
         access,
         profiles: profiles.into_iter().map(|(p, _)| p).collect(),
         nodes,
@@ -82,19 +81,21 @@ pub fn complete(
 
 fn required<'a, T>(
     v: &'a Option<Spanned<T>>,
-    at: Span,
+    section: Span,
+    given: &[String],
     what: &str,
     d: &mut Diagnostics,
 ) -> Option<&'a Spanned<T>> {
-    if v.is_none() {
-        d.error(at, format!("`{what}` is required"));
+    let key = what.rsplit('.').next().unwrap_or(what);
+    if v.is_none() && section != Span::FILE && !given.iter().any(|g| g == key) {
+        d.error(section, format!("`{what}` is required"));
     }
     v.as_ref()
 }
 
 fn cluster_info(spec: &Spec, d: &mut Diagnostics) -> Option<ClusterInfo> {
     let c = &spec.cluster;
-    let name = required(&c.name, c.span, "cluster.name", d)?;
+    let name = required(&c.name, c.span, &c.given, "cluster.name", d)?;
     if !is_dns_label(&name.value) {
         d.push(
             Diagnostic::error(
@@ -159,8 +160,9 @@ fn in_subnet(net: Ipv4Net, ip: &Spanned<Ipv4Addr>, what: &str, d: &mut Diagnosti
 
 fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network> {
     let n = &spec.network;
-    let interface = required(&n.interface, n.span, "network.interface", d).map(|s| s.value.clone());
-    let subnet = required(&n.subnet, n.span, "network.subnet", d)?;
+    let interface =
+        required(&n.interface, n.span, &n.given, "network.interface", d).map(|s| s.value.clone());
+    let subnet = required(&n.subnet, n.span, &n.given, "network.subnet", d)?;
     let net = subnet.value;
     if net.prefix_len() > 30 {
         d.error(
@@ -362,10 +364,12 @@ fn os(spec: &Spec, base: &Path, d: &mut Diagnostics) -> Option<Os> {
         }
         (None, Distro::Generic) => "current".into(),
         (None, _) => {
-            d.error(
-                o.span,
-                format!("`os.version` is required for {}", distro_name(distro)),
-            );
+            if !o.given.iter().any(|g| g == "version") {
+                d.error(
+                    o.span,
+                    format!("`os.version` is required for {}", distro_name(distro)),
+                );
+            }
             String::new()
         }
     };
@@ -744,7 +748,9 @@ fn nodes(
         }
         let mut roles: Vec<Role> = match &n.roles {
             Some(r) if r.is_empty() => {
-                d.error(at, format!("node `{hostname}` has an empty `roles` list"));
+                if !n.roles_invalid {
+                    d.error(at, format!("node `{hostname}` has an empty `roles` list"));
+                }
                 vec![]
             }
             Some(r) => r.iter().map(|r| r.value).collect(),
@@ -949,7 +955,7 @@ fn kubernetes(
     d: &mut Diagnostics,
 ) -> Option<Kubernetes> {
     let k = &spec.kubernetes;
-    let version = required(&k.version, k.span, "kubernetes.version", d)?;
+    let version = required(&k.version, k.span, &k.given, "kubernetes.version", d)?;
     let v = version.value.trim_start_matches('v');
     let (core, pre) = v.split_once('-').unwrap_or((v, ""));
     if !is_version(core) || pre.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '.')) {
@@ -1177,7 +1183,8 @@ fn check_fleet(spec: &Spec, nodes: &[Node], profiles: &[(Profile, Span)], d: &mu
         d.error(at, "the cluster has no nodes");
         return;
     }
-    if !nodes.iter().any(|n| n.has_role(Role::ControlPlane)) && !nodes.is_empty() {
+    let roles_known = spec.nodes.iter().all(|n| !n.roles_invalid);
+    if !nodes.iter().any(|n| n.has_role(Role::ControlPlane)) && !nodes.is_empty() && roles_known {
         d.push(
             Diagnostic::error(at, "no node has the `control-plane` role").with_help(
                 "add `roles: [control-plane]` to one node (or three, for high availability)",

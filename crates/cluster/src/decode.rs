@@ -89,6 +89,11 @@ impl<'a> Fields<'a> {
             .map(|(k, _)| k.span)
     }
 
+    /// Every key present in the mapping (null values included).
+    pub fn present(&self) -> Vec<String> {
+        self.entries.iter().map(|(k, _)| k.text.clone()).collect()
+    }
+
     /// The keys nobody asked for (so far).
     pub fn unused(&self) -> Vec<&'a Key> {
         self.entries

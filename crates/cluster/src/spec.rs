@@ -48,6 +48,8 @@ pub struct ClusterSpec {
     pub name: S<String>,
     /// DNS domain.
     pub domain: S<String>,
+    /// Keys present in the section, valid or not.
+    pub given: Vec<String>,
     /// Where the section is.
     pub span: Span,
 }
@@ -79,6 +81,8 @@ pub struct NetworkSpec {
     pub lease_time: S<LeaseTime>,
     /// Unknown-MAC policy.
     pub unknown_machines: S<UnknownPolicy>,
+    /// Keys present in the section, valid or not.
+    pub given: Vec<String>,
     /// Where the section is.
     pub span: Span,
 }
@@ -106,6 +110,8 @@ pub struct OsSpec {
     pub generic: Option<GenericSpec>,
     /// Where `generic:` is, when given.
     pub generic_span: Option<Span>,
+    /// Keys present in the section, valid or not.
+    pub given: Vec<String>,
     /// Where the section is.
     pub span: Span,
 }
@@ -144,6 +150,8 @@ pub struct KubernetesSpec {
     pub image_repository: S<String>,
     /// Registry mirrors.
     pub registry_mirrors: Vec<(Key, Vec<Spanned<String>>)>,
+    /// Keys present in the section, valid or not.
+    pub given: Vec<String>,
     /// Where the section is.
     pub span: Span,
 }
@@ -193,6 +201,8 @@ pub struct NodeSpec {
     pub ip: S<Ipv4Addr>,
     /// Roles (None when absent).
     pub roles: Option<Vec<Spanned<Role>>>,
+    /// Whether `roles` had a bad entry (already reported).
+    pub roles_invalid: bool,
     /// Install disk.
     pub install_disk: S<String>,
     /// Kernel arguments.
@@ -227,15 +237,14 @@ pub struct BmcSpec {
 }
 
 /// Reads the tree into a [`Spec`], recording every problem found in single values.
-pub fn decode(root: &Node, d: &mut Diagnostics) -> Spec {
+/// Returns `None` when the file is empty or not a mapping at all.
+pub fn decode(root: &Node, d: &mut Diagnostics) -> Option<Spec> {
     let mut spec = Spec::default();
     if root.is_null() {
         d.error(Span::FILE, "the cluster file is empty");
-        return spec;
+        return None;
     }
-    let Some(mut top) = Fields::new(root, "the cluster file", d) else {
-        return spec;
-    };
+    let mut top = Fields::new(root, "the cluster file", d)?;
     match top.get("cluster") {
         Some(n) => spec.cluster = cluster(n, d),
         None => d.error(
@@ -279,7 +288,7 @@ pub fn decode(root: &Node, d: &mut Diagnostics) -> Spec {
             .collect();
     }
     top.finish(d);
-    spec
+    Some(spec)
 }
 
 fn cluster(n: &Node, d: &mut Diagnostics) -> ClusterSpec {
@@ -290,6 +299,7 @@ fn cluster(n: &Node, d: &mut Diagnostics) -> ClusterSpec {
     let Some(mut f) = Fields::new(n, "`cluster`", d) else {
         return out;
     };
+    out.given = f.present();
     out.name = f.get("name").and_then(|v| string(v, "`cluster.name`", d));
     out.domain = f
         .get("domain")
@@ -309,6 +319,7 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
     let Some(mut f) = Fields::new(n, "`network`", d) else {
         return out;
     };
+    out.given = f.present();
     out.interface = f
         .get("interface")
         .and_then(|v| string(v, "`network.interface`", d));
@@ -429,6 +440,7 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
     let Some(mut f) = Fields::new(n, "`os`", d) else {
         return out;
     };
+    out.given = f.present();
     out.distro = f.get("distro").and_then(|v| {
         let c = choice(v, "`os.distro`", &["flatcar", "coreos", "generic"], d)?;
         let x = match c.value {
@@ -512,6 +524,7 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
     let Some(mut f) = Fields::new(n, "`kubernetes`", d) else {
         return out;
     };
+    out.given = f.present();
     out.version = f
         .get("version")
         .and_then(|v| string(v, "`kubernetes.version`", d));
@@ -684,7 +697,16 @@ fn node(n: &Node, d: &mut Diagnostics) -> Option<NodeSpec> {
     }
     out.hostname = f.get("hostname").and_then(|v| string(v, "`hostname`", d));
     out.ip = f.get("ip").and_then(|v| parse_as(v, "`ip`", IPV4, d));
-    out.roles = f.get("roles").map(|v| list_of(v, "`roles`", d, role));
+    if let Some(v) = f.get("roles") {
+        let items = list(v, "`roles`", d);
+        let roles: Vec<Spanned<Role>> = items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| role(n, d))
+            .collect();
+        out.roles_invalid = items.is_none_or(|i| i.len() != roles.len());
+        out.roles = Some(roles);
+    }
     out.install_disk = f
         .get("install_disk")
         .and_then(|v| string(v, "`install_disk`", d));
