@@ -100,7 +100,7 @@ fn build(root: &Node, d: &mut Diagnostics, notes: &mut Vec<String>) -> Option<St
     let mut f = Fields::new(root, "the sextant file", d)?;
     let server = text(&mut f, "bootstrapper", d);
     let subnet = text(&mut f, "subnet", d);
-    let netmask = text(&mut f, "netmask", d);
+    let netmask = f.get("netmask").and_then(|n| string(n, "`netmask`", d));
     let (Some(server), Some(subnet), Some(netmask)) = (server, subnet, netmask) else {
         d.error(
             Span::FILE,
@@ -108,10 +108,10 @@ fn build(root: &Node, d: &mut Diagnostics, notes: &mut Vec<String>) -> Option<St
         );
         return None;
     };
-    let Some(prefix) = netmask.parse().ok().and_then(prefix_of) else {
+    let Some(prefix) = netmask.value.trim().parse().ok().and_then(prefix_of) else {
         d.error(
-            f.key_span("netmask").unwrap_or(Span::FILE),
-            format!("`{netmask}` is not a netmask"),
+            netmask.span,
+            format!("`{}` is not a netmask", netmask.value),
         );
         return None;
     };
