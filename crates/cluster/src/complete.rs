@@ -567,7 +567,7 @@ pub fn is_label_key(k: &str) -> bool {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
     };
-    prefix.is_none_or(|p| is_dns_name(p)) && !name.is_empty() && is_label_value(name)
+    prefix.is_none_or(is_dns_name) && !name.is_empty() && is_label_value(name)
 }
 
 /// Whether `v` is a valid Kubernetes label value (may be empty).

@@ -1,0 +1,199 @@
+//! The `slipway` binary as a user runs it: exit codes, what goes to stdout and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn slipway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run slipway: {e}"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slipway-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    dir.join(name)
+}
+
+#[test]
+fn check_accepts_every_example_and_prints_the_node_table() {
+    for name in ["lab.yaml", "sextant-like.yaml", "fleet-1000.yaml"] {
+        let path = root().join("examples").join(name);
+        let out = slipway(&["check", path.to_str().unwrap_or_default()]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let header = ["HOSTNAME", "MAC", "IP", "ROLES", "DISK", "PROFILE"];
+        assert!(
+            stdout.lines().any(|l| l.split_whitespace().eq(header)),
+            "{stdout}"
+        );
+    }
+    let out = slipway(&[
+        "check",
+        root()
+            .join("examples/lab.yaml")
+            .to_str()
+            .unwrap_or_default(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "cluster    lab (domain lab.slipway.test): 3 nodes, 1 control-plane, 1 etcd, 2 worker"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "cp1",
+                    "52:54:00:99:00:01",
+                    "10.99.0.11",
+                    "control-plane,etcd",
+                    "/dev/vda",
+                    "-"
+                ]),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_broken_file_exits_2_with_positions_the_line_and_a_caret() {
+    let path = tmp("broken.yaml");
+    let lab = std::fs::read_to_string(root().join("examples/lab.yaml")).unwrap_or_default();
+    let broken = lab
+        .replace("    hostname: worker1", "    hostnme: worker1")
+        .replace("ip: 10.99.0.22", "ip: 10.99.1.22");
+    std::fs::write(&path, &broken).unwrap_or_else(|e| panic!("{e}"));
+    let p = path.to_str().unwrap_or_default();
+    let out = slipway(&["check", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout for an invalid file"
+    );
+    let stderr = text(&out.stderr);
+    let line_of = |needle: &str| {
+        broken
+            .lines()
+            .position(|l| l.contains(needle))
+            .map_or(0, |i| i + 1)
+    };
+    let l1 = line_of("hostnme");
+    let l2 = line_of("10.99.1.22");
+    let expected = format!(
+        "{p}:{l1}:5: error: unknown key `hostnme` in a node\n   |\n{l1} |     hostnme: worker1\n   |     ^^^^^^^\n   = help: did you mean `hostname`?\n\
+         {p}:{l2}:9: error: address 10.99.1.22 is outside the subnet 10.99.0.0/24\n   |\n{l2} |     ip: 10.99.1.22\n   |         ^^^^^^^^^^\n\
+         {p}: 2 errors found\n"
+    );
+    assert_eq!(stderr, expected);
+}
+
+#[test]
+fn json_and_yaml_output_are_the_completed_cluster() {
+    let lab = root().join("examples/lab.yaml");
+    let out = slipway(&[
+        "check",
+        "--output",
+        "json",
+        lab.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON: {e}"));
+    assert_eq!(
+        v["nodes"][0]["roles"],
+        serde_json::json!(["control-plane", "etcd"])
+    );
+    assert_eq!(v["kubernetes"]["cluster_dns"], "10.100.0.10");
+    assert_eq!(v["network"]["dhcp"]["lease_time"], "1h");
+
+    let out = slipway(&["check", "-o", "yaml", lab.to_str().unwrap_or_default()]);
+    assert_eq!(out.status.code(), Some(0));
+    let completed = tmp("completed.yaml");
+    std::fs::write(&completed, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let again = slipway(&[
+        "check",
+        "-o",
+        "json",
+        completed.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap_or_default();
+    assert_eq!(v, w, "the completed YAML completes to the same cluster");
+}
+
+#[test]
+fn convert_from_sextant_then_check() {
+    let fixture = root().join("crates/cluster/tests/data/sextant-cluster-desc.yml");
+    let dest = tmp("from-sextant.yaml");
+    let out = slipway(&[
+        "convert",
+        "--from",
+        "sextant",
+        fixture.to_str().unwrap_or_default(),
+        "-o",
+        dest.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("note: `ceph` not carried"), "{stderr}");
+    let check = slipway(&["check", dest.to_str().unwrap_or_default()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+    assert!(text(&check.stdout).contains("5 nodes, 1 control-plane, 3 etcd, 4 worker"));
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error_with_exit_1() {
+    let out = slipway(&["check", "/nonexistent/cluster.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "slipway: cannot read /nonexistent/cluster.yaml: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn binary_garbage_is_refused_not_panicked_on() {
+    let path = tmp("garbage.yaml");
+    std::fs::write(&path, [0xff, 0xfe, 0x00, b'a', b':']).unwrap_or_else(|e| panic!("{e}"));
+    let out = slipway(&["check", path.to_str().unwrap_or_default()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not UTF-8 text (byte 0)"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn offline_check_needs_the_server_address() {
+    let path = tmp("noserver.yaml");
+    let lab = std::fs::read_to_string(root().join("examples/lab.yaml")).unwrap_or_default();
+    std::fs::write(
+        &path,
+        lab.replace("  server: 10.99.0.1 ", "  # server removed ")
+            .replace("interface: br0", "interface: slipway-no-such0"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = slipway(&["check", "--offline", path.to_str().unwrap_or_default()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("error: interface `slipway-no-such0` does not exist on this machine"),
+        "{}",
+        text(&out.stderr)
+    );
+}
