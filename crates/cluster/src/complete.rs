@@ -716,9 +716,9 @@ fn nodes(
                 mac.span,
                 format!("duplicate MAC {} (first on line {})", mac.value, first.line),
             );
-            continue;
+        } else {
+            macs.insert(mac.value, mac.span);
         }
-        macs.insert(mac.value, mac.span);
         let hostname = match &n.hostname {
             Some(h) => {
                 if !is_dns_label(&h.value) {
