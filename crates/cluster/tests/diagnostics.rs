@@ -120,7 +120,10 @@ fn duplicate_mac_ip_and_hostname() {
     );
     // The duplicate's other problems are still reported.
     assert_eq!(
-        check(&[("52:54:00:99:00:02", "52-54-00-99-00-01"), ("ip: 10.99.0.21", "ip: 10.98.0.21")]),
+        check(&[
+            ("52:54:00:99:00:02", "52-54-00-99-00-01"),
+            ("ip: 10.99.0.21", "ip: 10.98.0.21")
+        ]),
         [
             "22:10: error: duplicate MAC 52:54:00:99:00:01 (first on line 18)",
             "24:9: error: address 10.98.0.21 is outside the subnet 10.99.0.0/24",

@@ -10,11 +10,48 @@ use slipway_cluster::{Cluster, DhcpMode, Host, NoHost, Role, emit, load_file, se
 use crate::host::SystemHost;
 use crate::{EXIT_INVALID, Output};
 
+/// Checks each file in turn (a header line before each summary when there are
+/// several); the exit code is the worst of them.
+pub fn check_all(
+    files: &[std::path::PathBuf],
+    output: Output,
+    offline: bool,
+) -> anyhow::Result<ExitCode> {
+    if files.len() > 1 && !matches!(output, Output::Summary) {
+        eprintln!(
+            "slipway: --output yaml|json takes exactly one file ({} given)",
+            files.len()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let mut worst = ExitCode::SUCCESS;
+    for file in files {
+        if files.len() > 1 {
+            write_stdout(&format!("== {}\n", file.display()))?;
+        }
+        let code = match check(file, output, offline) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("slipway: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+        if code != ExitCode::SUCCESS
+            && (worst == ExitCode::SUCCESS || code == ExitCode::from(EXIT_INVALID))
+        {
+            worst = code;
+        }
+    }
+    Ok(worst)
+}
+
 /// Loads, validates and completes `file`; prints problems to stderr and the summary or
 /// completed description to stdout.
 pub fn check(file: &Path, output: Output, offline: bool) -> anyhow::Result<ExitCode> {
     let host: &dyn Host = if offline { &NoHost } else { &SystemHost };
+    let started = std::time::Instant::now();
     let (text, loaded) = load_file(file, host)?;
+    tracing::debug!(file = %file.display(), elapsed = ?started.elapsed(), "loaded");
     eprint!("{}", loaded.diagnostics.render(&text));
     let Some(cluster) = loaded.valid() else {
         let n = loaded.diagnostics.error_count();

@@ -30,10 +30,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a cluster file and print a summary, or the completed description.
+    /// Validate cluster files and print a summary, or the completed description.
     Check {
-        /// The cluster file.
-        file: PathBuf,
+        /// The cluster file(s); `--output yaml|json` takes exactly one.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// What to print on success.
         #[arg(long, short, value_enum, default_value_t = Output::Summary)]
         output: Output,
@@ -76,10 +77,10 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Check {
-            file,
+            files,
             output,
             offline,
-        } => check::check(&file, output, offline),
+        } => check::check_all(&files, output, offline),
         Command::Convert {
             from: From::Sextant,
             file,

@@ -20,10 +20,43 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slipway-cli-{}", std::process::id()));
+/// A scratch file in its own directory, removed when the test ends (pass or fail).
+struct Tmp(PathBuf);
+
+impl Tmp {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Tmp {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
+    let dir = std::env::temp_dir().join(format!("slipway-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir.join(name)
+    Tmp(dir.join(name))
 }
 
 #[test]
@@ -70,13 +103,44 @@ fn check_accepts_every_example_and_prints_the_node_table() {
 }
 
 #[test]
+fn check_takes_several_files_and_exits_with_the_worst() {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = slipway(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let headers = text(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("== "))
+        .count();
+    assert_eq!(headers, files.len());
+
+    let broken = tmp("several-broken.yaml");
+    std::fs::write(broken.path(), "cluster: {name: x}\n").unwrap_or_else(|e| panic!("{e}"));
+    args.push(broken.to_str().unwrap_or_default());
+    assert_eq!(slipway(&args).status.code(), Some(2));
+    let out = slipway(&["check", "-o", "json", &files[0], &files[1]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "slipway: --output yaml|json takes exactly one file (2 given)\n"
+    );
+}
+
+#[test]
 fn a_broken_file_exits_2_with_positions_the_line_and_a_caret() {
     let path = tmp("broken.yaml");
     let lab = std::fs::read_to_string(root().join("examples/lab.yaml")).unwrap_or_default();
     let broken = lab
         .replace("    hostname: worker1", "    hostnme: worker1")
         .replace("ip: 10.99.0.22", "ip: 10.99.1.22");
-    std::fs::write(&path, &broken).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path.path(), &broken).unwrap_or_else(|e| panic!("{e}"));
     let p = path.to_str().unwrap_or_default();
     let out = slipway(&["check", p]);
     assert_eq!(out.status.code(), Some(2));
@@ -123,7 +187,7 @@ fn json_and_yaml_output_are_the_completed_cluster() {
     let out = slipway(&["check", "-o", "yaml", lab.to_str().unwrap_or_default()]);
     assert_eq!(out.status.code(), Some(0));
     let completed = tmp("completed.yaml");
-    std::fs::write(&completed, &out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(completed.path(), &out.stdout).unwrap_or_else(|e| panic!("{e}"));
     let again = slipway(&[
         "check",
         "-o",
@@ -168,7 +232,7 @@ fn a_missing_file_is_a_clear_error_with_exit_1() {
 #[test]
 fn binary_garbage_is_refused_not_panicked_on() {
     let path = tmp("garbage.yaml");
-    std::fs::write(&path, [0xff, 0xfe, 0x00, b'a', b':']).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path.path(), [0xff, 0xfe, 0x00, b'a', b':']).unwrap_or_else(|e| panic!("{e}"));
     let out = slipway(&["check", path.to_str().unwrap_or_default()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
