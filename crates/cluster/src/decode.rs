@@ -216,6 +216,22 @@ pub fn choice(
     None
 }
 
+/// One of the named `options`, as its value (`pick(n, "mode", &[("proxy", Mode::Proxy), ...])`).
+pub fn pick<T: Copy>(
+    node: &Node,
+    what: &str,
+    options: &[(&'static str, T)],
+    d: &mut Diagnostics,
+) -> Option<Spanned<T>> {
+    let names: Vec<&'static str> = options.iter().map(|(n, _)| *n).collect();
+    let c = choice(node, what, &names, d)?;
+    let value = options
+        .iter()
+        .find(|(n, _)| *n == c.value)
+        .map(|(_, v)| *v)?;
+    Some(Spanned::new(value, c.span))
+}
+
 /// The items of a list; a scalar where a list is expected is an error with a hint.
 pub fn list<'a>(node: &'a Node, what: &str, d: &mut Diagnostics) -> Option<&'a [Node]> {
     match &node.value {

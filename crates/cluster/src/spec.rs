@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use ipnet::Ipv4Net;
 
 use crate::decode::{
-    Fields, Spanned, boolean, choice, json, list, list_of, parse, parse_as, string, string_map,
+    Fields, Spanned, boolean, json, list, list_of, parse, parse_as, pick, string, string_map,
 };
 use crate::diagnostic::{Diagnostic, Diagnostics, Span};
 use crate::model::{
@@ -349,18 +349,16 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
     if let Some(dhcp) = f.get("dhcp") {
         if let Some(mut g) = Fields::new(dhcp, "`network.dhcp`", d) {
             out.dhcp_mode = g.get("mode").and_then(|v| {
-                let c = choice(
+                pick(
                     v,
                     "`network.dhcp.mode`",
-                    &["authoritative", "proxy", "off"],
+                    &[
+                        ("authoritative", DhcpMode::Authoritative),
+                        ("proxy", DhcpMode::Proxy),
+                        ("off", DhcpMode::Off),
+                    ],
                     d,
-                )?;
-                let mode = match c.value {
-                    "proxy" => DhcpMode::Proxy,
-                    "off" => DhcpMode::Off,
-                    _ => DhcpMode::Authoritative,
-                };
-                Some(Spanned::new(mode, c.span))
+                )
             });
             out.pool = g
                 .get("pool")
@@ -369,18 +367,15 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
                 .get("lease_time")
                 .and_then(|v| parse(v, "`network.dhcp.lease_time`", d));
             out.unknown_machines = g.get("unknown_machines").and_then(|v| {
-                let c = choice(
+                pick(
                     v,
                     "`network.dhcp.unknown_machines`",
-                    &["ignore", "discover"],
+                    &[
+                        ("ignore", UnknownPolicy::Ignore),
+                        ("discover", UnknownPolicy::Discover),
+                    ],
                     d,
-                )?;
-                let p = if c.value == "discover" {
-                    UnknownPolicy::Discover
-                } else {
-                    UnknownPolicy::Ignore
-                };
-                Some(Spanned::new(p, c.span))
+                )
             });
             g.finish(d);
         }
@@ -442,41 +437,39 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
     };
     out.given = f.present();
     out.distro = f.get("distro").and_then(|v| {
-        let c = choice(v, "`os.distro`", &["flatcar", "coreos", "generic"], d)?;
-        let x = match c.value {
-            "coreos" => Distro::Coreos,
-            "generic" => Distro::Generic,
-            _ => Distro::Flatcar,
-        };
-        Some(Spanned::new(x, c.span))
+        pick(
+            v,
+            "`os.distro`",
+            &[
+                ("flatcar", Distro::Flatcar),
+                ("coreos", Distro::Coreos),
+                ("generic", Distro::Generic),
+            ],
+            d,
+        )
     });
     out.channel = f.get("channel").and_then(|v| string(v, "`os.channel`", d));
     out.version = f.get("version").and_then(|v| string(v, "`os.version`", d));
     out.arch = f.get("arch").and_then(|v| {
-        let c = choice(v, "`os.arch`", &["amd64", "arm64"], d)?;
-        Some(Spanned::new(
-            if c.value == "arm64" {
-                Arch::Arm64
-            } else {
-                Arch::Amd64
-            },
-            c.span,
-        ))
+        pick(
+            v,
+            "`os.arch`",
+            &[("amd64", Arch::Amd64), ("arm64", Arch::Arm64)],
+            d,
+        )
     });
     out.assets = f.get("assets").and_then(|v| string(v, "`os.assets`", d));
     out.config_format = f.get("config_format").and_then(|v| {
-        let c = choice(
+        pick(
             v,
             "`os.config_format`",
-            &["ignition", "cloud-config", "template"],
+            &[
+                ("ignition", ConfigFormat::Ignition),
+                ("cloud-config", ConfigFormat::CloudConfig),
+                ("template", ConfigFormat::Template),
+            ],
             d,
-        )?;
-        let x = match c.value {
-            "cloud-config" => ConfigFormat::CloudConfig,
-            "template" => ConfigFormat::Template,
-            _ => ConfigFormat::Ignition,
-        };
-        Some(Spanned::new(x, c.span))
+        )
     });
     out.install_disk = f
         .get("install_disk")
@@ -566,19 +559,17 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
         .get("cluster_dns")
         .and_then(|v| parse_as(v, "`kubernetes.cluster_dns`", IPV4, d));
     out.network_plugin = f.get("network_plugin").and_then(|v| {
-        let c = choice(
+        pick(
             v,
             "`kubernetes.network_plugin`",
-            &["flannel", "calico", "cilium", "none"],
+            &[
+                ("flannel", NetworkPlugin::Flannel),
+                ("calico", NetworkPlugin::Calico),
+                ("cilium", NetworkPlugin::Cilium),
+                ("none", NetworkPlugin::None),
+            ],
             d,
-        )?;
-        let x = match c.value {
-            "calico" => NetworkPlugin::Calico,
-            "cilium" => NetworkPlugin::Cilium,
-            "none" => NetworkPlugin::None,
-            _ => NetworkPlugin::Flannel,
-        };
-        Some(Spanned::new(x, c.span))
+        )
     });
     out.image_repository = f
         .get("image_repository")
@@ -621,13 +612,16 @@ fn access(n: &Node, d: &mut Diagnostics) -> AccessSpec {
 }
 
 fn role(n: &Node, d: &mut Diagnostics) -> S<Role> {
-    let c = choice(n, "role", &["control-plane", "etcd", "worker"], d)?;
-    let r = match c.value {
-        "control-plane" => Role::ControlPlane,
-        "etcd" => Role::Etcd,
-        _ => Role::Worker,
-    };
-    Some(Spanned::new(r, c.span))
+    pick(
+        n,
+        "role",
+        &[
+            ("control-plane", Role::ControlPlane),
+            ("etcd", Role::Etcd),
+            ("worker", Role::Worker),
+        ],
+        d,
+    )
 }
 
 fn profile(n: &Node, d: &mut Diagnostics) -> Option<ProfileSpec> {
@@ -761,15 +755,12 @@ fn bmc(n: &Node, d: &mut Diagnostics) -> Option<BmcSpec> {
     use crate::model::PasswordSource;
     let mut f = Fields::new(n, "a node's `bmc`", d)?;
     let driver = f.get("driver").and_then(|v| {
-        let c = choice(v, "`bmc.driver`", &["ipmi", "redfish"], d)?;
-        Some(Spanned::new(
-            if c.value == "redfish" {
-                BmcDriver::Redfish
-            } else {
-                BmcDriver::Ipmi
-            },
-            c.span,
-        ))
+        pick(
+            v,
+            "`bmc.driver`",
+            &[("ipmi", BmcDriver::Ipmi), ("redfish", BmcDriver::Redfish)],
+            d,
+        )
     });
     let address = f.get("address").and_then(|v| string(v, "`bmc.address`", d));
     let port = f.get("port").and_then(|v| port(v, "`bmc.port`", d));
