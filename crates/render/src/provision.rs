@@ -1,0 +1,223 @@
+//! What a node's installed OS is given on first boot, as neutral data: files, systemd
+//! units, the user. [`crate::cloudconfig`] and [`crate::ignition`] write the same
+//! [`Provision`] in their formats, so both formats give a node the same system.
+
+use std::fmt::Write as _;
+
+use slipway_cluster::{Arch, Cluster, Node};
+
+use crate::RenderError;
+use crate::kubeadm;
+use crate::secrets::Secrets;
+use crate::urls::Urls;
+
+/// A file to write.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    /// Absolute path.
+    pub path: String,
+    /// Contents.
+    pub contents: String,
+    /// Unix mode.
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "File({}, {:o}, {} bytes)",
+            self.path,
+            self.mode,
+            self.contents.len()
+        )
+    }
+}
+
+/// A systemd unit to install and enable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Unit name.
+    pub name: String,
+    /// Unit file contents.
+    pub contents: String,
+}
+
+/// Everything a node's installed system gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provision {
+    /// Hostname.
+    pub hostname: String,
+    /// Login user.
+    pub user: String,
+    /// Its SSH keys.
+    pub ssh_authorized_keys: Vec<String>,
+    /// Its password hash.
+    pub password_hash: Option<String>,
+    /// Files, secrets included.
+    pub files: Vec<File>,
+    /// Units to enable (and start on first boot).
+    pub units: Vec<Unit>,
+}
+
+/// The systemd-networkd unit giving the node its static address on the NIC it booted
+/// from (matched by MAC).
+pub fn network_unit(cluster: &Cluster, node: &Node) -> String {
+    let net = &cluster.network;
+    let mut s = String::new();
+    let _ = writeln!(s, "# slipway: static address of {}", node.hostname);
+    let _ = writeln!(s, "[Match]\nMACAddress={}\n", node.mac);
+    let _ = writeln!(
+        s,
+        "[Network]\nAddress={}/{}",
+        node.ip,
+        net.subnet.prefix_len()
+    );
+    if let Some(gw) = net.gateway {
+        let _ = writeln!(s, "Gateway={gw}");
+    }
+    for dns in &net.dns {
+        let _ = writeln!(s, "DNS={dns}");
+    }
+    let _ = writeln!(s, "Domains={}", cluster.cluster.domain);
+    for ntp in &net.ntp {
+        let _ = writeln!(s, "NTP={ntp}");
+    }
+    s
+}
+
+/// File name of the Kubernetes sysext image in the mirror (`extensions/...`), in the
+/// naming of Flatcar's sysext-bakery.
+pub fn sysext_name(cluster: &Cluster) -> String {
+    let arch = match cluster.os.arch {
+        Arch::Amd64 => "x86-64",
+        Arch::Arm64 => "arm64",
+    };
+    format!("kubernetes-{}-{arch}.raw", cluster.kubernetes.version)
+}
+
+fn sysext_unit(cluster: &Cluster, urls: &Urls) -> String {
+    let name = sysext_name(cluster);
+    let url = format!("{}/extensions/{name}", urls.assets());
+    format!(
+        "# slipway: kubelet, kubeadm and kubectl as a systemd-sysext image from the mirror\n\
+         [Unit]\n\
+         Description=slipway: Kubernetes binaries (systemd-sysext)\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         ConditionPathExists=!/etc/extensions/kubernetes.raw\n\n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         Restart=on-failure\n\
+         RestartSec=10\n\
+         ExecStart=/usr/bin/mkdir -p /opt/extensions/kubernetes /etc/extensions\n\
+         ExecStart=/usr/bin/curl -fsSL --retry 10 -o /opt/extensions/kubernetes/{name} {url}\n\
+         ExecStart=/usr/bin/ln -sf /opt/extensions/kubernetes/{name} /etc/extensions/kubernetes.raw\n\
+         ExecStart=/usr/bin/systemctl restart systemd-sysext\n\n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+fn kubeadm_unit(cluster: &Cluster, node: &Node) -> String {
+    let cmd = kubeadm::command(kubeadm::join_kind(cluster, node));
+    format!(
+        "# slipway: join the Kubernetes cluster\n\
+         [Unit]\n\
+         Description=slipway: {cmd}\n\
+         Wants=network-online.target\n\
+         After=network-online.target containerd.service slipway-sysext.service\n\
+         Requires=slipway-sysext.service\n\
+         ConditionPathExists=!/etc/kubernetes/kubelet.conf\n\n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         Restart=on-failure\n\
+         RestartSec=20\n\
+         ExecStartPre=/usr/bin/systemctl enable kubelet.service\n\
+         ExecStart=/usr/bin/env {cmd}\n\n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
+    let server = if upstream == "docker.io" {
+        "https://registry-1.docker.io".to_string()
+    } else {
+        format!("https://{upstream}")
+    };
+    let mut s = format!("# slipway: mirrors for {upstream}\nserver = \"{server}\"\n");
+    for m in mirrors {
+        let _ = writeln!(
+            s,
+            "\n[host.\"{m}\"]\n  capabilities = [\"pull\", \"resolve\"]"
+        );
+    }
+    s
+}
+
+/// The installed system of `node`.
+pub fn provision(
+    cluster: &Cluster,
+    node: &Node,
+    urls: &Urls,
+    secrets: &dyn Secrets,
+) -> Result<Provision, RenderError> {
+    let mut files = vec![
+        File {
+            path: "/etc/hostname".into(),
+            contents: format!("{}\n", node.hostname),
+            mode: 0o644,
+        },
+        File {
+            path: "/etc/systemd/network/00-slipway.network".into(),
+            contents: network_unit(cluster, node),
+            mode: 0o644,
+        },
+        File {
+            path: kubeadm::CONFIG_PATH.into(),
+            contents: kubeadm::yaml(cluster, node, secrets)?,
+            mode: 0o600,
+        },
+    ];
+    if !cluster.network.ntp.is_empty() {
+        files.push(File {
+            path: "/etc/systemd/timesyncd.conf.d/slipway.conf".into(),
+            contents: format!("[Time]\nNTP={}\n", cluster.network.ntp.join(" ")),
+            mode: 0o644,
+        });
+    }
+    for (upstream, mirrors) in &cluster.kubernetes.registry_mirrors {
+        files.push(File {
+            path: format!("/etc/containerd/certs.d/{upstream}/hosts.toml"),
+            contents: containerd_mirror(upstream, mirrors),
+            mode: 0o644,
+        });
+    }
+    for f in secrets.node_files(node) {
+        files.push(File {
+            path: f.path,
+            contents: f.contents,
+            mode: f.mode,
+        });
+    }
+    Ok(Provision {
+        hostname: node.hostname.clone(),
+        user: cluster.access.user.clone(),
+        ssh_authorized_keys: cluster.access.ssh_authorized_keys.clone(),
+        password_hash: cluster.access.password_hash.clone(),
+        files,
+        units: vec![
+            Unit {
+                name: "slipway-sysext.service".into(),
+                contents: sysext_unit(cluster, urls),
+            },
+            Unit {
+                name: "kubeadm.service".into(),
+                contents: kubeadm_unit(cluster, node),
+            },
+        ],
+    })
+}

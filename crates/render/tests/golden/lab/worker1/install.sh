@@ -1,0 +1,16 @@
+#!/bin/sh
+# slipway: install flatcar stable 4081.2.0 on worker1 (52:54:00:99:00:02, 10.99.0.21) to /dev/vda
+set -eu
+config=/tmp/slipway-installed.ign
+fetch() {
+  curl -fsS -o "$2" "$1" 2>/dev/null || wget -q -O "$2" "$1"
+}
+tries=0
+until fetch 'http://10.99.0.1:8080/config/52-54-00-99-00-02/installed' "$config"; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 10 ]; then echo 'slipway: cannot fetch the config' >&2; exit 1; fi
+  sleep 3
+done
+flatcar-install -d '/dev/vda' -C 'stable' -V '4081.2.0' -b 'http://10.99.0.1:8080' -i "$config"
+echo 'slipway: installed, rebooting'
+systemctl reboot 2>/dev/null || reboot

@@ -1,0 +1,16 @@
+#!/bin/sh
+# slipway: install flatcar stable 4081.2.0 on node2 (0c:c4:7a:82:c5:bc, 10.10.14.131) to /dev/sda
+set -eu
+config=/tmp/slipway-installed.yml
+fetch() {
+  curl -fsS -o "$2" "$1" 2>/dev/null || wget -q -O "$2" "$1"
+}
+tries=0
+until fetch 'http://10.10.14.253:8080/config/0c-c4-7a-82-c5-bc/installed' "$config"; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 10 ]; then echo 'slipway: cannot fetch the config' >&2; exit 1; fi
+  sleep 3
+done
+flatcar-install -d '/dev/sda' -C 'stable' -V '4081.2.0' -b 'http://10.10.14.253:8080' -c "$config"
+echo 'slipway: installed, rebooting'
+systemctl reboot 2>/dev/null || reboot
