@@ -255,17 +255,18 @@ fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network>
             );
         }
     }
-    if let Some(u) = &n.unknown_machines {
-        if u.value == UnknownPolicy::Discover && mode == DhcpMode::Authoritative && n.pool.is_none()
-        {
-            d.push(
-                Diagnostic::error(
-                    u.span,
-                    "`unknown_machines: discover` needs a DHCP pool to give them addresses",
-                )
-                .with_help("add `pool: FIRST-LAST` to `network.dhcp`"),
-            );
-        }
+    if let Some(u) = &n.unknown_machines
+        && u.value == UnknownPolicy::Discover
+        && mode == DhcpMode::Authoritative
+        && n.pool.is_none()
+    {
+        d.push(
+            Diagnostic::error(
+                u.span,
+                "`unknown_machines: discover` needs a DHCP pool to give them addresses",
+            )
+            .with_help("add `pool: FIRST-LAST` to `network.dhcp`"),
+        );
     }
     Some(Network {
         interface,
@@ -627,13 +628,13 @@ fn profiles(specs: &[ProfileSpec], d: &mut Diagnostics) -> Vec<(Profile, Span)> 
         if let Some(disk) = &p.install_disk {
             check_disk(disk, d);
         }
-        if let Some(h) = &p.hostname {
-            if !is_dns_label(&h.value) {
-                d.error(
-                    h.span,
-                    format!("hostname `{}` is not a valid DNS label", h.value),
-                );
-            }
+        if let Some(h) = &p.hostname
+            && !is_dns_label(&h.value)
+        {
+            d.error(
+                h.span,
+                format!("hostname `{}` is not a valid DNS label", h.value),
+            );
         }
         let selector = Selector {
             role: p.role.as_ref().map(|r| r.value),

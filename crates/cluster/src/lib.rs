@@ -86,10 +86,10 @@ pub fn load_str(name: &str, text: &str, base_dir: &Path, host: &dyn Host) -> Loa
             Span::FILE,
             format!("the file is larger than {} MiB", MAX_FILE_SIZE >> 20),
         );
-    } else if let Some(root) = yaml::parse(text, &mut diagnostics) {
-        if let Some(spec) = spec::decode(&root, &mut diagnostics) {
-            cluster = complete::complete(&spec, base_dir, host, &mut diagnostics);
-        }
+    } else if let Some(root) = yaml::parse(text, &mut diagnostics)
+        && let Some(spec) = spec::decode(&root, &mut diagnostics)
+    {
+        cluster = complete::complete(&spec, base_dir, host, &mut diagnostics);
     }
     diagnostics.sort();
     Loaded {

@@ -346,39 +346,39 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
     out.http_port = f
         .get("http_port")
         .and_then(|v| port(v, "`network.http_port`", d));
-    if let Some(dhcp) = f.get("dhcp") {
-        if let Some(mut g) = Fields::new(dhcp, "`network.dhcp`", d) {
-            out.dhcp_mode = g.get("mode").and_then(|v| {
-                pick(
-                    v,
-                    "`network.dhcp.mode`",
-                    &[
-                        ("authoritative", DhcpMode::Authoritative),
-                        ("proxy", DhcpMode::Proxy),
-                        ("off", DhcpMode::Off),
-                    ],
-                    d,
-                )
-            });
-            out.pool = g
-                .get("pool")
-                .and_then(|v| parse(v, "`network.dhcp.pool`", d));
-            out.lease_time = g
-                .get("lease_time")
-                .and_then(|v| parse(v, "`network.dhcp.lease_time`", d));
-            out.unknown_machines = g.get("unknown_machines").and_then(|v| {
-                pick(
-                    v,
-                    "`network.dhcp.unknown_machines`",
-                    &[
-                        ("ignore", UnknownPolicy::Ignore),
-                        ("discover", UnknownPolicy::Discover),
-                    ],
-                    d,
-                )
-            });
-            g.finish(d);
-        }
+    if let Some(dhcp) = f.get("dhcp")
+        && let Some(mut g) = Fields::new(dhcp, "`network.dhcp`", d)
+    {
+        out.dhcp_mode = g.get("mode").and_then(|v| {
+            pick(
+                v,
+                "`network.dhcp.mode`",
+                &[
+                    ("authoritative", DhcpMode::Authoritative),
+                    ("proxy", DhcpMode::Proxy),
+                    ("off", DhcpMode::Off),
+                ],
+                d,
+            )
+        });
+        out.pool = g
+            .get("pool")
+            .and_then(|v| parse(v, "`network.dhcp.pool`", d));
+        out.lease_time = g
+            .get("lease_time")
+            .and_then(|v| parse(v, "`network.dhcp.lease_time`", d));
+        out.unknown_machines = g.get("unknown_machines").and_then(|v| {
+            pick(
+                v,
+                "`network.dhcp.unknown_machines`",
+                &[
+                    ("ignore", UnknownPolicy::Ignore),
+                    ("discover", UnknownPolicy::Discover),
+                ],
+                d,
+            )
+        });
+        g.finish(d);
     }
     f.finish(d);
     out
@@ -479,27 +479,27 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
         .map(|v| strings(v, "`os.kernel_args`", d))
         .unwrap_or_default();
     out.generic_span = f.key_span("generic");
-    if let Some(g) = f.get("generic") {
-        if let Some(mut gf) = Fields::new(g, "`os.generic`", d) {
-            let mut gs = GenericSpec {
-                kernel: gf
-                    .get("kernel")
-                    .and_then(|v| string(v, "`os.generic.kernel`", d)),
-                ..Default::default()
-            };
-            gs.initrds = gf
-                .get("initrds")
-                .map(|v| strings(v, "`os.generic.initrds`", d))
-                .unwrap_or_default();
-            gs.template = gf
-                .get("template")
-                .and_then(|v| string(v, "`os.generic.template`", d));
-            if gs.kernel.is_none() {
-                d.error(gf.span, "`os.generic` needs `kernel`");
-            }
-            gf.finish(d);
-            out.generic = Some(gs);
+    if let Some(g) = f.get("generic")
+        && let Some(mut gf) = Fields::new(g, "`os.generic`", d)
+    {
+        let mut gs = GenericSpec {
+            kernel: gf
+                .get("kernel")
+                .and_then(|v| string(v, "`os.generic.kernel`", d)),
+            ..Default::default()
+        };
+        gs.initrds = gf
+            .get("initrds")
+            .map(|v| strings(v, "`os.generic.initrds`", d))
+            .unwrap_or_default();
+        gs.template = gf
+            .get("template")
+            .and_then(|v| string(v, "`os.generic.template`", d));
+        if gs.kernel.is_none() {
+            d.error(gf.span, "`os.generic` needs `kernel`");
         }
+        gf.finish(d);
+        out.generic = Some(gs);
     }
     f.finish(d);
     out
@@ -637,19 +637,19 @@ fn profile(n: &Node, d: &mut Diagnostics) -> Option<ProfileSpec> {
             "a profile needs a `name`",
         ),
     }
-    if let Some(sel) = f.get("selector") {
-        if let Some(mut s) = Fields::new(sel, "a profile's `selector`", d) {
-            out.role = s.get("role").and_then(|v| role(v, d));
-            out.labels = s
-                .get("labels")
-                .map(|v| string_map(v, "selector label", d))
-                .unwrap_or_default();
-            out.mac = s.get("mac").and_then(|v| parse(v, "selector `mac`", d));
-            out.hostname = s
-                .get("hostname")
-                .and_then(|v| string(v, "selector `hostname`", d));
-            s.finish(d);
-        }
+    if let Some(sel) = f.get("selector")
+        && let Some(mut s) = Fields::new(sel, "a profile's `selector`", d)
+    {
+        out.role = s.get("role").and_then(|v| role(v, d));
+        out.labels = s
+            .get("labels")
+            .map(|v| string_map(v, "selector label", d))
+            .unwrap_or_default();
+        out.mac = s.get("mac").and_then(|v| parse(v, "selector `mac`", d));
+        out.hostname = s
+            .get("hostname")
+            .and_then(|v| string(v, "selector `hostname`", d));
+        s.finish(d);
     }
     out.install_disk = f
         .get("install_disk")

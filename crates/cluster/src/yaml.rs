@@ -278,16 +278,16 @@ impl MarkedEventReceiver for Builder {
                 self.stack.push(Frame::Map(span, anchor, Vec::new(), None));
             }
             Event::SequenceEnd => {
-                if let Some(Frame::Seq(span, anchor, items)) = self.stack.pop() {
-                    if self.count(1, span) {
-                        self.insert(
-                            Node {
-                                value: Value::Seq(items),
-                                span,
-                            },
-                            anchor,
-                        );
-                    }
+                if let Some(Frame::Seq(span, anchor, items)) = self.stack.pop()
+                    && self.count(1, span)
+                {
+                    self.insert(
+                        Node {
+                            value: Value::Seq(items),
+                            span,
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::MappingEnd => {

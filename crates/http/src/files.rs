@@ -1,0 +1,225 @@
+//! Serving the asset mirror: large files streamed (never read whole), single byte
+//! ranges (`Range`, `If-Range`), `Content-Length`, `ETag` and `Last-Modified` with
+//! conditional requests, and no way out of the mirror directory.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+/// Bytes read per chunk while streaming a file.
+const CHUNK: usize = 256 * 1024;
+
+/// Maps a URL path onto a file under `root`, refusing anything that could leave it:
+/// `..`, absolute components, NUL bytes, backslashes. Symlinks must resolve inside the
+/// root too.
+pub fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+    if url_path.contains('\0') || url_path.contains('\\') {
+        return None;
+    }
+    let rel = Path::new(url_path.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let full = root.join(rel);
+    let real = full.canonicalize().ok()?;
+    let real_root = root.canonicalize().ok()?;
+    real.starts_with(&real_root).then_some(real)
+}
+
+/// An entity tag from size and modification time, as nginx makes them.
+pub fn etag(len: u64, modified: SystemTime) -> String {
+    let secs = modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("\"{secs:x}-{len:x}\"")
+}
+
+/// A parsed single `Range: bytes=...` request against a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// The whole file (no Range, or one we do not honour, like several ranges).
+    Full,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// Cannot be satisfied (416).
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header value for a file of `len` bytes (RFC 9110 §14.2).
+pub fn parse_range(value: &str, len: u64) -> Range {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Range::Full;
+    };
+    if spec.contains(',') {
+        return Range::Full;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Range::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Range::Full,
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return Range::Unsatisfiable,
+            Ok(n) => Some((len.saturating_sub(n), len.saturating_sub(1))),
+            Err(_) => return Range::Full,
+        },
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else {
+                return Range::Full;
+            };
+            let end = if b.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(e) if e >= start => e.min(len.saturating_sub(1)),
+                    _ => return Range::Full,
+                }
+            };
+            Some((start, end))
+        }
+    };
+    match parsed {
+        Some((s, e)) if len > 0 && s < len && s <= e => Range::Part(s, e),
+        _ => Range::Unsatisfiable,
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn plain(status: StatusCode, msg: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(msg));
+    *r.status_mut() = status;
+    r
+}
+
+/// Serves `path` (already resolved) honouring the request's conditional and range
+/// headers; the body streams from disk.
+pub async fn serve(path: &Path, headers: &HeaderMap) -> Response<Body> {
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let Ok(meta) = file.metadata().await else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n");
+    };
+    if !meta.is_file() {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let len = meta.len();
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let tag = etag(len, modified);
+    let last_modified = httpdate::fmt_http_date(modified);
+
+    let not_modified = match header_str(headers, header::IF_NONE_MATCH) {
+        Some(inm) => inm.split(',').any(|t| t.trim() == tag || t.trim() == "*"),
+        None => header_str(headers, header::IF_MODIFIED_SINCE)
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .is_some_and(|since| {
+                modified
+                    .duration_since(since)
+                    .map_or(true, |d| d.as_secs() == 0)
+            }),
+    };
+    let mut range = header_str(headers, header::RANGE).map_or(Range::Full, |r| parse_range(r, len));
+    if let Some(if_range) = header_str(headers, header::IF_RANGE) {
+        if if_range.trim() != tag && if_range.trim() != last_modified {
+            range = Range::Full;
+        }
+    }
+
+    let mut builder = Response::builder()
+        .header(header::ETAG, &tag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_TYPE, content_type(path));
+    if not_modified {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::empty())
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""));
+    }
+    let (status, start, count) = match range {
+        Range::Full => (StatusCode::OK, 0, len),
+        Range::Part(s, e) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
+        }
+        Range::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .body(Body::empty())
+                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+    };
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n");
+    }
+    let stream = ReaderStream::with_capacity(file.take(count), CHUNK);
+    builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, HeaderValue::from(count))
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""))
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "json" | "ign" => "application/json",
+        "yml" | "yaml" | "sh" | "txt" | "ipxe" | "cfg" | "asc" | "sig" | "sha256" | "DIGESTS" => {
+            "text/plain; charset=utf-8"
+        }
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Range::Part(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), Range::Part(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), Range::Part(900, 999));
+        assert_eq!(parse_range("bytes=-5000", 1000), Range::Part(0, 999));
+        assert_eq!(parse_range("bytes=990-5000", 1000), Range::Part(990, 999));
+        assert_eq!(parse_range("bytes=1000-", 1000), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0", 0), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 1000), Range::Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Range::Full);
+        assert_eq!(parse_range("items=0-1", 1000), Range::Full);
+        assert_eq!(parse_range("bytes=x-1", 1000), Range::Full);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let root = std::env::temp_dir().join(format!("slipway-files-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(root.join("v1"));
+        let _ = std::fs::write(root.join("v1/a.bin"), b"x");
+        assert!(resolve(&root, "/v1/a.bin").is_some());
+        for bad in [
+            "/../etc/passwd",
+            "/v1/../../etc/passwd",
+            "//etc/passwd",
+            "/v1/a.bin\0",
+            "/v1\\..\\x",
+            "/./v1/a.bin",
+        ] {
+            assert_eq!(resolve(&root, bad), None, "{bad}");
+        }
+        #[cfg(unix)]
+        {
+            let _ = std::os::unix::fs::symlink("/etc", root.join("escape"));
+            assert_eq!(resolve(&root, "/escape/passwd"), None);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}

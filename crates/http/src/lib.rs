@@ -1,0 +1,305 @@
+//! slipway's HTTP service: everything a machine fetches over HTTP while it boots and
+//! installs, the asset mirror, and a read-only JSON API.
+//!
+//! Machine identity is the MAC in the URL AND the request's source address: an
+//! artifact holding secrets (keys, tokens) is served only to a request coming from the
+//! address slipway assigned to that MAC; anyone else gets 403 and a log line. Every
+//! secret fetch is logged with address and MAC. See [`slipway_render::urls`] for the
+//! URL layout.
+#![deny(missing_docs)]
+
+pub mod files;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use slipway_cluster::{Cluster, ConfigFormat, MacAddr, Node};
+use slipway_render::{Artifact, Secrets, Urls, render};
+
+/// What the service serves.
+pub struct Service {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Its secrets.
+    pub secrets: Arc<dyn Secrets + Send + Sync>,
+    /// The generic profile's template text, if any.
+    pub template: Option<String>,
+}
+
+impl Service {
+    fn mirror(&self) -> Option<&std::path::Path> {
+        match &self.cluster.os.assets {
+            slipway_cluster::AssetSource::Mirror(dir) => Some(dir),
+            slipway_cluster::AssetSource::Remote(_) => None,
+        }
+    }
+
+    /// The only address allowed to fetch `node`'s secrets: its static address.
+    /// (Dynamic leases join here once the DHCP server keeps them.)
+    fn owner_ip(&self, node: &Node) -> Ipv4Addr {
+        node.ip
+    }
+}
+
+type Shared = Arc<Service>;
+
+/// The service's routes.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/boot.ipxe", get(chain))
+        .route("/ipxe/{file}", get(ipxe))
+        .route("/config/{mac}/{what}", get(config))
+        .route("/cloud-configs/{file}", get(seed_cloud_config))
+        .route("/api/v1/cluster", get(api_cluster))
+        .route("/api/v1/nodes", get(api_nodes))
+        .route("/api/v1/nodes/{id}", get(api_node))
+        .fallback(mirror)
+        .with_state(service)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+fn source_ip(addr: SocketAddr) -> IpAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn node_by_mac<'a>(s: &'a Service, mac: &str) -> Option<&'a Node> {
+    let mac: MacAddr = mac.parse().ok()?;
+    s.cluster.node_by_mac(mac)
+}
+
+async fn chain(State(s): State<Shared>) -> Response {
+    text(
+        StatusCode::OK,
+        slipway_render::ipxe::chain(&Urls::new(&s.cluster)),
+    )
+}
+
+async fn ipxe(
+    State(s): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    uri: Uri,
+) -> Response {
+    let Some(node) = file.strip_suffix(".ipxe").and_then(|m| node_by_mac(&s, m)) else {
+        tracing::info!(peer = %peer.ip(), file, "iPXE script asked for an unknown machine");
+        return not_found();
+    };
+    tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), query = uri.query().unwrap_or(""), "iPXE script");
+    artifact(&s, node, Artifact::Ipxe, peer)
+}
+
+async fn config(
+    State(s): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((mac, what)): Path<(String, String)>,
+) -> Response {
+    let Some(node) = node_by_mac(&s, &mac) else {
+        return not_found();
+    };
+    let a = match what.as_str() {
+        "install" => Artifact::InstallConfig,
+        "install.sh" => Artifact::Install,
+        "installed" => Artifact::Installed,
+        _ => return not_found(),
+    };
+    artifact(&s, node, a, peer)
+}
+
+async fn seed_cloud_config(
+    State(s): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+) -> Response {
+    if s.cluster.os.config_format != ConfigFormat::CloudConfig {
+        return not_found();
+    }
+    if file == "install.sh" {
+        let urls = Urls::new(&s.cluster);
+        return text(
+            StatusCode::OK,
+            slipway_render::install::seed_script(&s.cluster, &urls),
+        );
+    }
+    match file.strip_suffix(".yml").and_then(|m| node_by_mac(&s, m)) {
+        Some(node) => artifact(&s, node, Artifact::Installed, peer),
+        None => not_found(),
+    }
+}
+
+/// Renders and serves one artifact, enforcing the owner check for secrets.
+fn artifact(s: &Service, node: &Node, a: Artifact, peer: SocketAddr) -> Response {
+    let ip = source_ip(peer);
+    if a.has_secrets() {
+        if ip != IpAddr::V4(s.owner_ip(node)) {
+            tracing::warn!(host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "REFUSED: secret config asked for from an address that is not the machine's");
+            return text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "forbidden: this config is served only to {}\n",
+                    node.hostname
+                ),
+            );
+        }
+        tracing::info!(host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "secret config served");
+    }
+    match render(
+        &s.cluster,
+        node,
+        a,
+        s.secrets.as_ref(),
+        s.template.as_deref(),
+    ) {
+        Ok(body) => {
+            let ct = if body.starts_with('{') {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
+        }
+        Err(e) => {
+            tracing::error!(host = node.hostname, artifact = ?a, "cannot render: {e}");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("slipway cannot render this: {e}\n"),
+            )
+        }
+    }
+}
+
+fn node_json(c: &Cluster, n: &Node) -> serde_json::Value {
+    let urls = Urls::new(c);
+    json!({
+        "hostname": n.hostname,
+        "fqdn": c.fqdn(n),
+        "mac": n.mac,
+        "ip": n.ip,
+        "roles": n.roles,
+        "profile": n.profile,
+        "install_disk": n.install_disk,
+        "urls": {
+            "ipxe": urls.ipxe(n.mac),
+            "install_config": urls.install_config(n.mac),
+            "install_script": urls.install_script(n.mac),
+            "installed_config": urls.installed_config(n.mac),
+        },
+    })
+}
+
+async fn api_cluster(State(s): State<Shared>) -> Response {
+    let c = &s.cluster;
+    axum::Json(json!({
+        "name": c.cluster.name,
+        "domain": c.cluster.domain,
+        "server": c.network.server,
+        "os": {"distro": c.os.distro, "channel": c.os.channel, "version": c.os.version, "config_format": c.os.config_format},
+        "kubernetes": {"version": c.kubernetes.version, "endpoint": c.kubernetes.control_plane_endpoint.to_string()},
+        "nodes": c.nodes.len(),
+    }))
+    .into_response()
+}
+
+async fn api_nodes(State(s): State<Shared>) -> Response {
+    let nodes: Vec<serde_json::Value> = s
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| node_json(&s.cluster, n))
+        .collect();
+    axum::Json(json!({ "nodes": nodes })).into_response()
+}
+
+async fn api_node(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let node = s
+        .cluster
+        .node_by_hostname(&id)
+        .or_else(|| node_by_mac(&s, &id));
+    match node {
+        Some(n) => axum::Json(node_json(&s.cluster, n)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no node `{id}`")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn mirror(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "read-only\n");
+    }
+    let Some(root) = s.mirror() else {
+        return not_found();
+    };
+    let path = uri.path();
+    let decoded = percent_decode(path);
+    let Some(file) = decoded.as_deref().and_then(|p| files::resolve(root, p)) else {
+        return not_found();
+    };
+    let response: Response<Body> = files::serve(&file, &headers).await;
+    response
+}
+
+/// Decodes %XX escapes; `None` for malformed escapes or non-UTF-8 results.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The default directory for state (PKI, leases).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/slipway";
+
+/// Where the mirror of `cluster` is, if local.
+pub fn mirror_dir(cluster: &Cluster) -> Option<PathBuf> {
+    match &cluster.os.assets {
+        slipway_cluster::AssetSource::Mirror(dir) => Some(dir.clone()),
+        slipway_cluster::AssetSource::Remote(_) => None,
+    }
+}
