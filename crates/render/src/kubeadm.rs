@@ -214,6 +214,9 @@ pub fn documents(
         "cgroupDriver": "systemd",
         "clusterDNS": [k.cluster_dns.to_string()],
         "clusterDomain": SERVICE_DNS_DOMAIN,
+        // The serving certificate slipway's PKI issued for each node (same path on all).
+        "tlsCertFile": "/etc/kubernetes/pki/kubelet.crt",
+        "tlsPrivateKeyFile": "/etc/kubernetes/pki/kubelet.key",
     }));
     Ok(docs)
 }

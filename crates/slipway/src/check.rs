@@ -208,8 +208,24 @@ pub fn convert_sextant(file: &Path, out: Option<&Path>) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// Loads `file`, printing its problems; `None` (after printing) when it is invalid.
+pub fn load_valid(file: &Path, offline: bool) -> anyhow::Result<Option<Cluster>> {
+    let host: &dyn Host = if offline { &NoHost } else { &SystemHost };
+    let (text, loaded) = load_file(file, host)?;
+    eprint!("{}", loaded.diagnostics.render(&text));
+    if loaded.valid().is_none() {
+        let n = loaded.diagnostics.error_count();
+        eprintln!(
+            "{}: {n} error{} found",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    Ok(loaded.valid().cloned())
+}
+
 /// Writes to standard output; a reader that went away (`| head`) is not an error.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

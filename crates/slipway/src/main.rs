@@ -5,6 +5,10 @@
 
 mod check;
 mod host;
+mod pki_cmd;
+mod render_cmd;
+mod serve_cmd;
+mod state;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +28,17 @@ struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Where slipway keeps its state (PKI, leases).
+    #[arg(
+        long,
+        global = true,
+        env = "SLIPWAY_STATE_DIR",
+        default_value = "/var/lib/slipway"
+    )]
+    state_dir: PathBuf,
+    /// Do not read local interfaces; `network.server` must then be in the file.
+    #[arg(long, global = true)]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,9 +53,35 @@ enum Command {
         /// What to print on success.
         #[arg(long, short, value_enum, default_value_t = Output::Summary)]
         output: Output,
-        /// Do not read local interfaces; `network.server` must then be in the file.
+    },
+    /// Print one artifact of one node exactly as the machine gets it.
+    Render {
+        /// The cluster file.
+        file: PathBuf,
+        /// The node: hostname or MAC.
         #[arg(long)]
-        offline: bool,
+        node: String,
+        /// Which artifact.
+        #[arg(long, value_enum, default_value = "ipxe")]
+        artifact: render_cmd::Which,
+        /// Use fixed fake secrets instead of the PKI (a preview; never for machines).
+        #[arg(long)]
+        example_secrets: bool,
+    },
+    /// The cluster PKI: create once, show expiry, rotate explicitly.
+    Pki {
+        /// The cluster file.
+        file: PathBuf,
+        #[command(subcommand)]
+        action: pki_cmd::PkiAction,
+    },
+    /// Run the network services for the cluster (today: HTTP only).
+    Serve {
+        /// The cluster file.
+        file: PathBuf,
+        /// Listen here instead of network.server:network.http_port.
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
     },
     /// Convert another tool's cluster description into a slipway cluster file.
     Convert {
@@ -76,11 +117,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Check {
-            files,
-            output,
-            offline,
-        } => check::check_all(&files, output, offline),
+        Command::Check { files, output } => check::check_all(&files, output, cli.offline),
+        Command::Render {
+            file,
+            node,
+            artifact,
+            example_secrets,
+        } => render_cmd::render_cmd(
+            &file,
+            &node,
+            artifact,
+            &cli.state_dir,
+            example_secrets,
+            cli.offline,
+        ),
+        Command::Pki { file, action } => {
+            pki_cmd::pki_cmd(&file, &cli.state_dir, action, cli.offline)
+        }
+        Command::Serve { file, http_listen } => {
+            serve_cmd::serve(&file, &cli.state_dir, http_listen, cli.offline)
+        }
         Command::Convert {
             from: From::Sextant,
             file,
