@@ -38,6 +38,7 @@ fn file_name(a: Artifact, format: ConfigFormat) -> &'static str {
         (Artifact::Pxelinux, _) => "pxelinux.cfg",
         (Artifact::Grub, _) => "grub.cfg",
         (Artifact::InstallConfig, "ign.json") => "install-config.ign.json",
+        (Artifact::InstallConfig, "txt") => "install-config.txt",
         (Artifact::InstallConfig, _) => "install-config.sh",
         (Artifact::Install, _) => "install.sh",
         (Artifact::Installed, "ign.json") => "installed.ign.json",
@@ -53,10 +54,18 @@ fn golden(example: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(example.trim_end_matches(".yaml"));
+    let template = c.os.generic.as_ref().and_then(|g| g.template.as_ref()).map(|p| {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    });
     let mut mismatches = Vec::new();
     for node in &c.nodes {
         for a in Artifact::ALL {
-            let text = render(&c, node, a, &ExampleSecrets, None)
+            if c.os.config_format == ConfigFormat::Template && a == Artifact::Install {
+                let err = render(&c, node, a, &ExampleSecrets, template.as_deref());
+                assert!(matches!(err, Err(RenderError::Unsupported(_))), "{err:?}");
+                continue;
+            }
+            let text = render(&c, node, a, &ExampleSecrets, template.as_deref())
                 .unwrap_or_else(|e| panic!("{} {a:?}: {e}", node.hostname));
             validate(&c, a, &text, &format!("{example} {} {a:?}", node.hostname));
             let path = dir
@@ -195,6 +204,22 @@ fn lab_artifacts_match_golden_files() {
 #[test]
 fn sextant_like_artifacts_match_golden_files() {
     golden("sextant-like.yaml");
+}
+
+#[test]
+fn rocky_kickstart_artifacts_match_golden_files() {
+    golden("rocky-kickstart.yaml");
+}
+
+#[test]
+fn templates_refuse_undefined_variables() {
+    let c = cluster("rocky-kickstart.yaml");
+    let err = render(&c, &c.nodes[0], Artifact::Installed, &ExampleSecrets, Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"));
+    assert!(matches!(err, Err(RenderError::Template(ref m)) if m.contains("undefined")), "{err:?}");
+    let ok = render(&c, &c.nodes[1], Artifact::Installed, &ExampleSecrets, Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"));
+    assert_eq!(ok, Ok("host rw1 rack r2\n".to_string()));
+    let syntax = render(&c, &c.nodes[1], Artifact::Installed, &ExampleSecrets, Some("{% if %}"));
+    assert!(matches!(syntax, Err(RenderError::Template(_))), "{syntax:?}");
 }
 
 #[test]
