@@ -261,3 +261,70 @@ fn offline_check_needs_the_server_address() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn render_prints_what_the_machine_gets() {
+    let lab = root().join("examples/lab.yaml");
+    let lab = lab.to_str().unwrap_or_default();
+    let out = slipway(&[
+        "render",
+        lab,
+        "--node",
+        "52-54-00-99-00-02",
+        "--artifact",
+        "ipxe",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected =
+        std::fs::read_to_string(root().join("crates/render/tests/golden/lab/worker1/install.ipxe"))
+            .unwrap_or_default();
+    assert_eq!(
+        text(&out.stdout),
+        expected,
+        "the CLI prints the golden artifact"
+    );
+    let out = slipway(&["render", lab, "--node", "cp1", "--artifact", "pxelinux"]);
+    assert!(text(&out.stdout).contains("kernel 4081.2.0/flatcar_production_pxe.vmlinuz"));
+
+    let out = slipway(&["render", lab, "--node", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no node `nosuch`"));
+    let out = slipway(&["render", lab, "--node", "cp1", "--artifact", "cloud-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("use `--artifact installed`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Secrets come from the PKI in the state directory, made on first use.
+    let state = tmp("state");
+    let out = slipway(&[
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "render",
+        lab,
+        "--node",
+        "worker1",
+        "--artifact",
+        "kubeadm",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = std::fs::read_to_string(state.join("pki/token")).unwrap_or_default();
+    assert!(!token.trim().is_empty() && text(&out.stdout).contains(token.trim()));
+    let status = slipway(&[
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "pki",
+        lab,
+        "status",
+    ]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    assert!(
+        text(&status.stdout)
+            .lines()
+            .any(|l| l.starts_with("apiserver ") && l.contains("cp1")),
+        "{}",
+        text(&status.stdout)
+    );
+}
