@@ -136,8 +136,8 @@ impl fmt::Display for PkiError {
             ),
             PkiError::Invalid { path, reason } => write!(
                 f,
-                "{} is not usable: {reason}. Restore it from a backup, or remove it (and \
-                 its key or certificate) to have slipway make a new one",
+                "{} is not usable: {reason}. Restore it from a backup, or remove it (with \
+                 its certificate or key, if it has one) to have slipway make a new one",
                 path.display()
             ),
             PkiError::Generate { what, reason } => write!(

@@ -302,6 +302,7 @@ fn a_ca_certificate_without_its_key_is_refused() -> R {
     let c = cluster(LAB)?;
     Pki::load_or_create(dir.path(), &c)?;
     let cert = fs::read(dir.pki("etcd/ca.crt"))?;
+    let key = fs::read(dir.pki("etcd/ca.key"))?;
     fs::remove_file(dir.pki("etcd/ca.key"))?;
     let err = Pki::load_or_create(dir.path(), &c)
         .err()
@@ -315,20 +316,19 @@ fn a_ca_certificate_without_its_key_is_refused() -> R {
     assert!(!dir.pki("etcd/ca.key").exists(), "no new key made");
     assert_eq!(fs::read(dir.pki("etcd/ca.crt"))?, cert);
 
-    // The key alone is refused too.
+    // Restored, it is used again.
+    fs::write(dir.pki("etcd/ca.key"), &key)?;
+    chmod(&dir.pki("etcd/ca.key"), 0o600)?;
+    let pki = Pki::load_or_create(dir.path(), &c)?;
+    assert!(pki.written().is_empty());
+
+    // A key without its certificate is refused too.
     fs::remove_file(dir.pki("front-proxy-ca.crt"))?;
-    fs::write(dir.pki("etcd/ca.key"), b"")?;
-    fs::remove_file(dir.pki("etcd/ca.key"))?;
     let err = Pki::load_or_create(dir.path(), &c)
         .err()
-        .ok_or("accepted")?;
-    assert!(
-        matches!(
-            err,
-            PkiError::MissingKey { .. } | PkiError::MissingCert { .. }
-        ),
-        "{err:?}"
-    );
+        .ok_or("a CA key without its certificate was accepted")?;
+    assert!(matches!(err, PkiError::MissingCert { .. }), "{err:?}");
+    assert!(!dir.pki("front-proxy-ca.crt").exists());
     Ok(())
 }
 
