@@ -1,5 +1,220 @@
-//! Machine and lease state behind one small trait: an embedded database by default,
-//! etcd v3 for several servers sharing state.
+//! slipway's state behind one small trait, [`LeaseStore`]: an embedded database by
+//! default ([`RedbStore`], on `redb`: one file, no server, every write durable before
+//! it returns), and an in-memory store for tests. etcd v3, for several servers sharing
+//! state, is planned behind the same trait.
 //!
-//! Not written yet: this crate marks the boundary (see the network-services issue).
+//! ```
+//! use slipway_store::{Lease, LeaseStore, RedbStore};
+//! let dir = std::env::temp_dir().join(format!("slipway-store-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let store = RedbStore::open(&dir.join("state.redb")).unwrap();
+//! let lease = Lease { mac: "52:54:00:00:00:01".parse().unwrap(), ip: "10.0.0.5".parse().unwrap(), expires: 1_000, hostname: None };
+//! store.put(&lease).unwrap();
+//! assert_eq!(store.leases().unwrap(), vec![lease]);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
 #![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use slipway_cluster::MacAddr;
+
+/// A DHCP lease: `ip` belongs to `mac` until `expires`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The client.
+    #[serde(with = "mac_text")]
+    pub mac: MacAddr,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// End of the lease, in seconds since the Unix epoch; `u64::MAX` never ends.
+    pub expires: u64,
+    /// The name the client gave or was given, if any.
+    pub hostname: Option<String>,
+}
+
+mod mac_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use slipway_cluster::MacAddr;
+
+    pub fn serialize<S: Serializer>(mac: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(mac)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    Database(String),
+    /// A stored record could not be decoded (a newer slipway wrote it, or the file is damaged).
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Database(e) => write!(f, "state database: {e}"),
+            StoreError::Corrupt(e) => {
+                write!(f, "state database holds a record slipway cannot read: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where leases are kept. Every `put` and `remove` is durable when it returns.
+pub trait LeaseStore: Send + Sync {
+    /// Every stored lease.
+    fn leases(&self) -> Result<Vec<Lease>, StoreError>;
+    /// Stores (or replaces) the lease of `lease.mac`.
+    fn put(&self, lease: &Lease) -> Result<(), StoreError>;
+    /// Forgets the lease of `mac`.
+    fn remove(&self, mac: MacAddr) -> Result<(), StoreError>;
+}
+
+const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
+
+/// The embedded store: one redb file.
+pub struct RedbStore {
+    db: Database,
+}
+
+fn db_err(e: impl fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(LEASES).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl LeaseStore for RedbStore {
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(LEASES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            let (_, v) = row.map_err(db_err)?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(lease).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(LEASES).map_err(db_err)?;
+            table
+                .insert(&lease.mac.octets()[..], &bytes[..])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(LEASES).map_err(db_err)?;
+            table.remove(&mac.octets()[..]).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+}
+
+/// An in-memory store (tests, `--state-dir` not wanted). Not durable.
+#[derive(Default)]
+pub struct MemoryStore {
+    leases: Mutex<BTreeMap<MacAddr, Lease>>,
+}
+
+impl LeaseStore for MemoryStore {
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        Ok(self
+            .leases
+            .lock()
+            .map_err(|_| db_err("poisoned"))?
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.leases
+            .lock()
+            .map_err(|_| db_err("poisoned"))?
+            .insert(lease.mac, lease.clone());
+        Ok(())
+    }
+
+    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
+        self.leases
+            .lock()
+            .map_err(|_| db_err("poisoned"))?
+            .remove(&mac);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(n: u8, ip: u8) -> Lease {
+        Lease {
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            ip: Ipv4Addr::new(10, 0, 0, ip),
+            expires: u64::MAX,
+            hostname: Some(format!("h{n}")),
+        }
+    }
+
+    #[test]
+    fn redb_keeps_leases_across_reopen() {
+        let dir = std::env::temp_dir().join(format!("slipway-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("s.redb");
+        {
+            let s = RedbStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            s.put(&lease(1, 5)).unwrap_or_else(|e| panic!("{e}"));
+            s.put(&lease(2, 6)).unwrap_or_else(|e| panic!("{e}"));
+            s.put(&lease(1, 7)).unwrap_or_else(|e| panic!("{e}"));
+            s.remove(MacAddr([2, 0, 0, 0, 0, 2]))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let s = RedbStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.leases().unwrap_or_default(), vec![lease(1, 7)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn memory_store() {
+        let s = MemoryStore::default();
+        s.put(&lease(3, 9)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.leases().unwrap_or_default().len(), 1);
+    }
+}
