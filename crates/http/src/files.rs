@@ -89,7 +89,7 @@ pub fn parse_range(value: &str, len: u64) -> Range {
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -127,10 +127,11 @@ pub async fn serve(path: &Path, headers: &HeaderMap) -> Response<Body> {
             }),
     };
     let mut range = header_str(headers, header::RANGE).map_or(Range::Full, |r| parse_range(r, len));
-    if let Some(if_range) = header_str(headers, header::IF_RANGE) {
-        if if_range.trim() != tag && if_range.trim() != last_modified {
-            range = Range::Full;
-        }
+    if let Some(if_range) = header_str(headers, header::IF_RANGE)
+        && if_range.trim() != tag
+        && if_range.trim() != last_modified
+    {
+        range = Range::Full;
     }
 
     let mut builder = Response::builder()

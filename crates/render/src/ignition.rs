@@ -67,23 +67,25 @@ pub fn installed(p: &Provision) -> String {
     if p.user != "core" {
         user.groups = Some(vec!["sudo".into(), "docker".into()]);
     }
-    let mut config = Config::default();
-    config.passwd = Some(Passwd {
-        groups: None,
-        users: Some(vec![user]),
-    });
-    config.storage = Some(Storage {
-        files: Some(
-            p.files
-                .iter()
-                .map(|f| file(&f.path, f.mode, data_url(&f.contents)))
-                .collect(),
-        ),
+    let config = Config {
+        passwd: Some(Passwd {
+            groups: None,
+            users: Some(vec![user]),
+        }),
+        storage: Some(Storage {
+            files: Some(
+                p.files
+                    .iter()
+                    .map(|f| file(&f.path, f.mode, data_url(&f.contents)))
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        systemd: Some(Systemd {
+            units: Some(p.units.iter().map(|u| unit(&u.name, &u.contents)).collect()),
+        }),
         ..Default::default()
-    });
-    config.systemd = Some(Systemd {
-        units: Some(p.units.iter().map(|u| unit(&u.name, &u.contents)).collect()),
-    });
+    };
     to_json(&config)
 }
 

@@ -205,3 +205,25 @@ fn dnsmasq_refuses_a_tftp_root_it_cannot_write() {
         "{err}"
     );
 }
+
+/// The check is real: dnsmasq refuses a broken file.
+#[test]
+fn dnsmasq_check_catches_mistakes() {
+    let (_, cluster) = clusters().remove(0);
+    let dir = TempDir::new("dnsmasq-broken");
+    let out = export_into(&cluster, Target::Dnsmasq, dir.path());
+    let conf = out.text("dnsmasq.conf").unwrap_or_default();
+    let file = dir.path().join("dnsmasq.conf");
+    std::fs::write(&file, conf.replace("dhcp-host=", "dhcp-hots="))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let check = run(
+        "dnsmasq",
+        "dnsmasq-base",
+        &["--test", "-C", file.to_str().unwrap_or_default()],
+    );
+    assert!(
+        !check.status.success() && both(&check).contains("bad option"),
+        "dnsmasq --test accepted a broken file, or failed for another reason:\n{}",
+        both(&check)
+    );
+}

@@ -54,9 +54,11 @@ fn golden(example: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(example.trim_end_matches(".yaml"));
-    let template = c.os.generic.as_ref().and_then(|g| g.template.as_ref()).map(|p| {
-        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-    });
+    let template =
+        c.os.generic
+            .as_ref()
+            .and_then(|g| g.template.as_ref())
+            .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
     let mut mismatches = Vec::new();
     for node in &c.nodes {
         for a in Artifact::ALL {
@@ -214,12 +216,36 @@ fn rocky_kickstart_artifacts_match_golden_files() {
 #[test]
 fn templates_refuse_undefined_variables() {
     let c = cluster("rocky-kickstart.yaml");
-    let err = render(&c, &c.nodes[0], Artifact::Installed, &ExampleSecrets, Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"));
-    assert!(matches!(err, Err(RenderError::Template(ref m)) if m.contains("undefined")), "{err:?}");
-    let ok = render(&c, &c.nodes[1], Artifact::Installed, &ExampleSecrets, Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"));
+    let err = render(
+        &c,
+        &c.nodes[0],
+        Artifact::Installed,
+        &ExampleSecrets,
+        Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"),
+    );
+    assert!(
+        matches!(err, Err(RenderError::Template(ref m)) if m.contains("undefined")),
+        "{err:?}"
+    );
+    let ok = render(
+        &c,
+        &c.nodes[1],
+        Artifact::Installed,
+        &ExampleSecrets,
+        Some("host {{ node.hostname }} rack {{ node.metadata.rack }}\n"),
+    );
     assert_eq!(ok, Ok("host rw1 rack r2\n".to_string()));
-    let syntax = render(&c, &c.nodes[1], Artifact::Installed, &ExampleSecrets, Some("{% if %}"));
-    assert!(matches!(syntax, Err(RenderError::Template(_))), "{syntax:?}");
+    let syntax = render(
+        &c,
+        &c.nodes[1],
+        Artifact::Installed,
+        &ExampleSecrets,
+        Some("{% if %}"),
+    );
+    assert!(
+        matches!(syntax, Err(RenderError::Template(_))),
+        "{syntax:?}"
+    );
 }
 
 #[test]

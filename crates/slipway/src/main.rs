@@ -4,6 +4,7 @@
 //! code (0 success, 1 failure to run, 2 invalid input).
 
 mod check;
+mod export_cmd;
 mod host;
 mod pki_cmd;
 mod render_cmd;
@@ -75,13 +76,23 @@ enum Command {
         #[command(subcommand)]
         action: pki_cmd::PkiAction,
     },
-    /// Run the network services for the cluster (today: HTTP only).
+    /// Write configs for sites that keep their own DHCP, TFTP and web servers.
+    Export {
+        /// The cluster file.
+        file: PathBuf,
+        /// The directory to write into (created if needed).
+        #[arg(long)]
+        to: PathBuf,
+        /// Which program's configuration.
+        #[arg(long = "for", value_enum)]
+        target: export_cmd::Target,
+    },
+    /// Run the network services for the cluster (DHCP and HTTP; TFTP and DNS soon).
     Serve {
         /// The cluster file.
         file: PathBuf,
-        /// Listen here instead of network.server:network.http_port.
-        #[arg(long)]
-        http_listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        listen: serve_cmd::ListenArgs,
     },
     /// Convert another tool's cluster description into a slipway cluster file.
     Convert {
@@ -134,8 +145,9 @@ fn main() -> ExitCode {
         Command::Pki { file, action } => {
             pki_cmd::pki_cmd(&file, &cli.state_dir, action, cli.offline)
         }
-        Command::Serve { file, http_listen } => {
-            serve_cmd::serve(&file, &cli.state_dir, http_listen, cli.offline)
+        Command::Export { file, to, target } => export_cmd::export(&file, &to, target, cli.offline),
+        Command::Serve { file, listen } => {
+            serve_cmd::serve(&file, &cli.state_dir, listen, cli.offline)
         }
         Command::Convert {
             from: From::Sextant,
@@ -160,8 +172,10 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -94,10 +94,11 @@ pub(super) fn export(cluster: &Cluster, opts: &Options) -> Result<Export, Export
             ),
         );
         for asset in std::iter::once(&boot.kernel).chain(&boot.initrds) {
-            if !asset.is_url() {
-                if let Some(top) = asset.0.trim_start_matches('/').split('/').next() {
-                    tops.insert(top.to_string());
-                }
+            if let (false, Some(top)) = (
+                asset.is_url(),
+                asset.0.trim_start_matches('/').split('/').next(),
+            ) {
+                tops.insert(top.to_string());
             }
         }
     }

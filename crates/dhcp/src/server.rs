@@ -1,0 +1,610 @@
+//! The sans-IO DHCPv4 server: packets and the time in, packets and lease writes out.
+//!
+//! [`Server::handle`] takes one received packet with `now` (seconds since the Unix
+//! epoch) and returns [`Action`]s for the driver to carry out IN ORDER: a lease is
+//! persisted ([`Action::Persist`]) before the ACK that hands it out is sent, so after a
+//! crash no address is ever given twice. No sockets, no clock, no files here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use slipway_cluster::{Cluster, DhcpMode, MacAddr, UnknownPolicy};
+use slipway_render::Urls;
+use slipway_render::urls::bootfiles;
+use slipway_store::Lease;
+
+use crate::wire::{MessageType, Packet, code};
+
+/// How long an offered pool address is held for the client that was offered it.
+pub const OFFER_HOLD_SECS: u64 = 60;
+/// How long a declined address stays out of the pool.
+pub const DECLINE_HOLD_SECS: u64 = 600;
+/// How long before the same unknown MAC is logged again.
+pub const UNKNOWN_LOG_EVERY_SECS: u64 = 600;
+
+/// Which port a packet came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// 67, the DHCP server port.
+    Dhcp,
+    /// 4011, the PXE boot server port (ProxyDHCP requests).
+    Pxe,
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Store this lease durably before going on.
+    Persist(Lease),
+    /// Forget this MAC's lease.
+    Forget(MacAddr),
+    /// Send `packet` to `to`.
+    Send {
+        /// The encoded reply.
+        packet: Vec<u8>,
+        /// Where.
+        to: Destination,
+    },
+    /// Something worth a log line (the driver logs it; the core has no logger).
+    Log(Event),
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// 255.255.255.255:68 on the serving interface.
+    Broadcast,
+    /// A unicast address and port (a relay's 67, a configured client's 68, a PXE
+    /// client's source port).
+    Unicast(SocketAddrV4),
+}
+
+/// Log-worthy events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A MAC not in the cluster file was ignored (rate-limited per MAC).
+    UnknownIgnored(MacAddr),
+    /// An address was handed out.
+    Bound {
+        /// Client.
+        mac: MacAddr,
+        /// Address.
+        ip: Ipv4Addr,
+        /// Boot file or URL given, if any.
+        boot: Option<String>,
+    },
+    /// A client declined its address (someone else uses it).
+    Declined(MacAddr, Ipv4Addr),
+    /// The pool is full.
+    PoolExhausted(MacAddr),
+    /// A PXE client asked for an architecture slipway has no boot file for.
+    NoBootFile(MacAddr, Vec<u16>),
+}
+
+/// What to boot, by client kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFiles {
+    /// BIOS PXE (arch 0).
+    pub bios: String,
+    /// x86-64 UEFI PXE (arch 7, 9).
+    pub uefi: String,
+    /// URL for UEFI HTTP boot clients (arch 16).
+    pub http: String,
+    /// The chain URL handed to iPXE.
+    pub ipxe_chain: String,
+}
+
+/// A fixed address for a known machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Its hostname.
+    pub hostname: String,
+}
+
+/// Everything the server needs, derived from the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Authoritative, proxy or off.
+    pub mode: DhcpMode,
+    /// slipway's address (server id, next-server).
+    pub server: Ipv4Addr,
+    /// Subnet.
+    pub subnet: ipnet::Ipv4Net,
+    /// Router.
+    pub gateway: Option<Ipv4Addr>,
+    /// DNS servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain.
+    pub domain: String,
+    /// NTP servers that are addresses.
+    pub ntp: Vec<Ipv4Addr>,
+    /// Lease seconds (`u32::MAX` infinite).
+    pub lease_secs: u32,
+    /// Dynamic pool.
+    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Unknown MACs.
+    pub unknown: UnknownPolicy,
+    /// Known machines.
+    pub reservations: HashMap<MacAddr, Reservation>,
+    /// Boot files.
+    pub boot: BootFiles,
+}
+
+impl Config {
+    /// The server configuration of `cluster`.
+    pub fn from_cluster(c: &Cluster) -> Config {
+        let urls = Urls::new(c);
+        let net = &c.network;
+        Config {
+            mode: net.dhcp.mode,
+            server: net.server,
+            subnet: net.subnet,
+            gateway: net.gateway,
+            dns: net.dns.clone(),
+            domain: c.cluster.domain.clone(),
+            ntp: net.ntp.iter().filter_map(|n| n.parse().ok()).collect(),
+            lease_secs: net.dhcp.lease_time.as_secs(),
+            pool: net.dhcp.pool.map(|p| (p.first, p.last)),
+            unknown: net.dhcp.unknown_machines,
+            reservations: c
+                .nodes
+                .iter()
+                .map(|n| {
+                    (
+                        n.mac,
+                        Reservation {
+                            ip: n.ip,
+                            hostname: n.hostname.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            boot: BootFiles {
+                bios: bootfiles::BIOS_IPXE.into(),
+                uefi: bootfiles::UEFI_IPXE.into(),
+                http: format!("{}/boot/{}", urls.base(), bootfiles::UEFI_IPXE_FULL),
+                ipxe_chain: urls.chain(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    /// An OS's DHCP client: addresses and options, no boot file.
+    Plain,
+    /// PXE firmware, BIOS.
+    Bios,
+    /// PXE firmware, x86-64 UEFI.
+    Uefi,
+    /// UEFI HTTP boot.
+    Http,
+    /// iPXE.
+    Ipxe,
+    /// PXE firmware of an architecture we have nothing for.
+    Unsupported,
+}
+
+fn classify(p: &Packet) -> Client {
+    if p.is_ipxe() {
+        return Client::Ipxe;
+    }
+    let vc = p.vendor_class().unwrap_or("");
+    let arches = p.client_arches();
+    if vc.starts_with("HTTPClient") || arches.contains(&16) {
+        return Client::Http;
+    }
+    if !vc.starts_with("PXEClient") && arches.is_empty() {
+        return Client::Plain;
+    }
+    // Every entry counts; prefer what we can serve.
+    if arches.iter().any(|a| *a == 7 || *a == 9) {
+        Client::Uefi
+    } else if arches.is_empty() || arches.contains(&0) {
+        Client::Bios
+    } else {
+        Client::Unsupported
+    }
+}
+
+/// The server's state: leases, offers, quarantined addresses.
+pub struct Server {
+    config: Config,
+    leases: BTreeMap<MacAddr, Lease>,
+    offers: HashMap<MacAddr, (Ipv4Addr, u64)>,
+    declined: HashMap<Ipv4Addr, u64>,
+    logged_unknown: HashMap<MacAddr, u64>,
+}
+
+impl Server {
+    /// A server with `leases` restored from the store.
+    pub fn new(config: Config, leases: Vec<Lease>) -> Server {
+        Server {
+            config,
+            leases: leases.into_iter().map(|l| (l.mac, l)).collect(),
+            offers: HashMap::new(),
+            declined: HashMap::new(),
+            logged_unknown: HashMap::new(),
+        }
+    }
+
+    /// Replaces the configuration (cluster file reloaded); leases stay.
+    pub fn reconfigure(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    /// The current leases.
+    pub fn leases(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.values()
+    }
+
+    /// Handles one received datagram.
+    pub fn handle(&mut self, now: u64, bytes: &[u8], src: SocketAddrV4, port: Port) -> Vec<Action> {
+        let Ok(req) = Packet::parse(bytes) else {
+            return Vec::new();
+        };
+        if req.op != crate::wire::BOOTREQUEST {
+            return Vec::new();
+        }
+        let (Some(kind), Some(mac)) = (req.message_type(), req.mac()) else {
+            return Vec::new();
+        };
+        self.expire(now);
+        let mut out = Vec::new();
+        let known = self.config.reservations.contains_key(&mac);
+        if !known
+            && (self.config.unknown == UnknownPolicy::Ignore
+                || self.config.mode != DhcpMode::Authoritative)
+        {
+            let last = self.logged_unknown.get(&mac).copied();
+            if last.is_none_or(|t| now.saturating_sub(t) >= UNKNOWN_LOG_EVERY_SECS) {
+                self.logged_unknown.insert(mac, now);
+                out.push(Action::Log(Event::UnknownIgnored(mac)));
+            }
+            return out;
+        }
+        match self.config.mode {
+            DhcpMode::Off => {}
+            DhcpMode::Proxy => self.proxy(&req, kind, mac, src, port, &mut out),
+            DhcpMode::Authoritative if port == Port::Dhcp => {
+                self.authoritative(now, &req, kind, mac, &mut out)
+            }
+            DhcpMode::Authoritative => self.proxy(&req, kind, mac, src, port, &mut out),
+        }
+        out
+    }
+
+    fn expire(&mut self, now: u64) {
+        self.offers.retain(|_, (_, until)| *until > now);
+        self.declined.retain(|_, until| *until > now);
+    }
+
+    fn authoritative(
+        &mut self,
+        now: u64,
+        req: &Packet,
+        kind: MessageType,
+        mac: MacAddr,
+        out: &mut Vec<Action>,
+    ) {
+        match kind {
+            MessageType::Discover => {
+                let Some(ip) = self.choose(now, req, mac) else {
+                    out.push(Action::Log(Event::PoolExhausted(mac)));
+                    return;
+                };
+                self.offers.insert(mac, (ip, now + OFFER_HOLD_SECS));
+                let mut reply = self.reply(req, MessageType::Offer, ip, out, mac);
+                if req.options.contains_key(&code::RAPID_COMMIT) {
+                    // RFC 4039: commit at once when the client asks.
+                    reply.set(code::MESSAGE_TYPE, vec![MessageType::Ack as u8]);
+                    reply.set(code::RAPID_COMMIT, Vec::new());
+                    self.bind(now, req, mac, ip, &reply, out);
+                }
+                out.push(self.send(req, reply));
+            }
+            MessageType::Request => {
+                if let Some(sid) = req.server_id()
+                    && sid != self.config.server
+                {
+                    // The client chose another server: drop our offer.
+                    self.offers.remove(&mac);
+                    return;
+                }
+                let asked = req
+                    .requested_ip()
+                    .or((!req.ciaddr.is_unspecified()).then_some(req.ciaddr));
+                let right = self.address_for(now, mac, asked);
+                match (asked, right) {
+                    (Some(a), Some(r)) if a == r => {
+                        let reply = self.reply(req, MessageType::Ack, r, out, mac);
+                        self.bind(now, req, mac, r, &reply, out);
+                        out.push(self.send(req, reply));
+                    }
+                    (Some(_), _) if req.server_id().is_some() || self.owns(asked) => {
+                        let mut nak = Packet::reply_to(req);
+                        nak.set(code::MESSAGE_TYPE, vec![MessageType::Nak as u8]);
+                        nak.set_ips(code::SERVER_ID, &[self.config.server]);
+                        nak.flags |= 0x8000;
+                        out.push(Action::Send {
+                            packet: nak.emit(),
+                            to: self.nak_destination(req),
+                        });
+                    }
+                    // Not ours to judge (another subnet's address, no server id): stay silent.
+                    _ => {}
+                }
+            }
+            MessageType::Decline => {
+                if let Some(ip) = req.requested_ip() {
+                    self.declined.insert(ip, now + DECLINE_HOLD_SECS);
+                    self.offers.remove(&mac);
+                    if self.leases.get(&mac).is_some_and(|l| l.ip == ip) {
+                        self.leases.remove(&mac);
+                        out.push(Action::Forget(mac));
+                    }
+                    out.push(Action::Log(Event::Declined(mac, ip)));
+                }
+            }
+            MessageType::Release
+                if self.leases.get(&mac).is_some_and(|l| l.ip == req.ciaddr)
+                    && !self.config.reservations.contains_key(&mac) =>
+            {
+                self.leases.remove(&mac);
+                out.push(Action::Forget(mac));
+            }
+            MessageType::Inform => {
+                let mut reply = self.reply(req, MessageType::Ack, Ipv4Addr::UNSPECIFIED, out, mac);
+                for c in [code::LEASE_TIME, code::RENEWAL, code::REBINDING] {
+                    reply.options.remove(&c);
+                }
+                let to = if req.ciaddr.is_unspecified() {
+                    Destination::Broadcast
+                } else {
+                    Destination::Unicast(SocketAddrV4::new(req.ciaddr, 68))
+                };
+                out.push(Action::Send {
+                    packet: reply.emit(),
+                    to,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// ProxyDHCP (RFC 4578 / PXE 2.1): boot information only, never an address.
+    fn proxy(
+        &mut self,
+        req: &Packet,
+        kind: MessageType,
+        mac: MacAddr,
+        src: SocketAddrV4,
+        port: Port,
+        out: &mut Vec<Action>,
+    ) {
+        let client = classify(req);
+        if client == Client::Plain {
+            return;
+        }
+        let reply_type = match (kind, port) {
+            (MessageType::Discover, Port::Dhcp) => MessageType::Offer,
+            (MessageType::Request, Port::Pxe) | (MessageType::Request, Port::Dhcp)
+                if req.server_id().is_none_or(|s| s == self.config.server) =>
+            {
+                MessageType::Ack
+            }
+            _ => return,
+        };
+        let mut reply = Packet::reply_to(req);
+        reply.set(code::MESSAGE_TYPE, vec![reply_type as u8]);
+        reply.set_ips(code::SERVER_ID, &[self.config.server]);
+        reply.ciaddr = req.ciaddr;
+        self.boot_options(req, mac, &mut reply, out);
+        let to = if port == Port::Pxe {
+            Destination::Unicast(src)
+        } else {
+            self.destination(req, Ipv4Addr::UNSPECIFIED)
+        };
+        out.push(Action::Send {
+            packet: reply.emit(),
+            to,
+        });
+    }
+
+    /// Whether `ip` is an address this server hands out (a reservation or the pool).
+    fn owns(&self, ip: Option<Ipv4Addr>) -> bool {
+        ip.is_some_and(|ip| {
+            self.in_pool(ip) || self.config.reservations.values().any(|r| r.ip == ip)
+        })
+    }
+
+    fn in_pool(&self, ip: Ipv4Addr) -> bool {
+        self.config.pool.is_some_and(|(a, b)| a <= ip && ip <= b)
+    }
+
+    fn taken_by_other(&self, now: u64, mac: MacAddr, ip: Ipv4Addr) -> bool {
+        self.leases
+            .values()
+            .any(|l| l.ip == ip && l.mac != mac && l.expires > now)
+            || self.offers.iter().any(|(m, (o, _))| *o == ip && *m != mac)
+            || self.declined.contains_key(&ip)
+            || self.config.reservations.values().any(|r| r.ip == ip)
+    }
+
+    /// The address `mac` may have now: its reservation, or its lease/offer/request in
+    /// the pool when free.
+    fn address_for(&self, now: u64, mac: MacAddr, asked: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        if let Some(r) = self.config.reservations.get(&mac) {
+            return Some(r.ip);
+        }
+        let mine = |ip: Ipv4Addr| self.in_pool(ip) && !self.taken_by_other(now, mac, ip);
+        if let Some(l) = self.leases.get(&mac)
+            && mine(l.ip)
+        {
+            return Some(l.ip);
+        }
+        if let Some((ip, _)) = self.offers.get(&mac)
+            && mine(*ip)
+        {
+            return Some(*ip);
+        }
+        asked.filter(|ip| mine(*ip))
+    }
+
+    fn choose(&self, now: u64, req: &Packet, mac: MacAddr) -> Option<Ipv4Addr> {
+        if let Some(ip) = self.address_for(now, mac, req.requested_ip()) {
+            return Some(ip);
+        }
+        let (a, b) = self.config.pool?;
+        (u32::from(a)..=u32::from(b))
+            .map(Ipv4Addr::from)
+            .find(|ip| {
+                *ip != self.config.server
+                    && Some(*ip) != self.config.gateway
+                    && !self.taken_by_other(now, mac, *ip)
+            })
+    }
+
+    fn bind(
+        &mut self,
+        now: u64,
+        req: &Packet,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        reply: &Packet,
+        out: &mut Vec<Action>,
+    ) {
+        let expires = if self.config.lease_secs == u32::MAX {
+            u64::MAX
+        } else {
+            now + u64::from(self.config.lease_secs)
+        };
+        let hostname = self
+            .config
+            .reservations
+            .get(&mac)
+            .map(|r| r.hostname.clone())
+            .or_else(|| req.hostname());
+        let lease = Lease {
+            mac,
+            ip,
+            expires,
+            hostname,
+        };
+        self.offers.remove(&mac);
+        self.leases.insert(mac, lease.clone());
+        out.push(Action::Persist(lease));
+        let boot = reply
+            .options
+            .get(&code::BOOTFILE)
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        out.push(Action::Log(Event::Bound { mac, ip, boot }));
+    }
+
+    fn reply(
+        &self,
+        req: &Packet,
+        kind: MessageType,
+        yiaddr: Ipv4Addr,
+        out: &mut Vec<Action>,
+        mac: MacAddr,
+    ) -> Packet {
+        let c = &self.config;
+        let mut p = Packet::reply_to(req);
+        p.yiaddr = yiaddr;
+        p.ciaddr = req.ciaddr;
+        p.set(code::MESSAGE_TYPE, vec![kind as u8]);
+        p.set_ips(code::SERVER_ID, &[c.server]);
+        p.set_ips(code::SUBNET_MASK, &[c.subnet.netmask()]);
+        p.set_ips(code::BROADCAST, &[c.subnet.broadcast()]);
+        if let Some(gw) = c.gateway {
+            p.set_ips(code::ROUTER, &[gw]);
+        }
+        if !c.dns.is_empty() {
+            p.set_ips(code::DNS, &c.dns);
+        }
+        if !c.ntp.is_empty() {
+            p.set_ips(code::NTP, &c.ntp);
+        }
+        p.set(code::DOMAIN, c.domain.as_bytes().to_vec());
+        if let Some(r) = c.reservations.get(&mac) {
+            p.set(code::HOSTNAME, r.hostname.as_bytes().to_vec());
+        }
+        p.set_u32(code::LEASE_TIME, c.lease_secs);
+        if c.lease_secs != u32::MAX {
+            p.set_u32(code::RENEWAL, c.lease_secs / 2);
+            p.set_u32(code::REBINDING, (u64::from(c.lease_secs) * 7 / 8) as u32);
+        }
+        self.boot_options(req, mac, &mut p, out);
+        p
+    }
+
+    /// Boot file, next server and the PXE/iPXE options, by client kind.
+    fn boot_options(&self, req: &Packet, mac: MacAddr, p: &mut Packet, out: &mut Vec<Action>) {
+        let b = &self.config.boot;
+        let file = match classify(req) {
+            Client::Plain => return,
+            Client::Unsupported => {
+                out.push(Action::Log(Event::NoBootFile(mac, req.client_arches())));
+                return;
+            }
+            Client::Ipxe => {
+                // 175.176 = 1: iPXE need not wait for a ProxyDHCP offer.
+                p.set(code::IPXE, vec![176, 1, 1]);
+                b.ipxe_chain.clone()
+            }
+            Client::Http => {
+                p.set(code::VENDOR_CLASS, b"HTTPClient".to_vec());
+                b.http.clone()
+            }
+            Client::Bios | Client::Uefi => {
+                p.set(code::VENDOR_CLASS, b"PXEClient".to_vec());
+                // PXE discovery control 8: boot the file given here, no boot server discovery.
+                p.set(code::VENDOR_SPECIFIC, vec![6, 1, 8, 255]);
+                if classify(req) == Client::Bios {
+                    b.bios.clone()
+                } else {
+                    b.uefi.clone()
+                }
+            }
+        };
+        p.siaddr = self.config.server;
+        p.set(
+            code::TFTP_SERVER,
+            self.config.server.to_string().into_bytes(),
+        );
+        p.set(code::BOOTFILE, file.clone().into_bytes());
+        p.set_file_field(&file);
+    }
+
+    fn send(&self, req: &Packet, reply: Packet) -> Action {
+        let to = self.destination(req, reply.yiaddr);
+        Action::Send {
+            packet: reply.emit(),
+            to,
+        }
+    }
+
+    /// RFC 2131 §4.1: relay → giaddr:67; configured client → ciaddr:68; otherwise
+    /// broadcast (slipway does not inject ARP entries to unicast to an unconfigured
+    /// client, which every client accepts).
+    fn destination(&self, req: &Packet, _yiaddr: Ipv4Addr) -> Destination {
+        if !req.giaddr.is_unspecified() {
+            Destination::Unicast(SocketAddrV4::new(req.giaddr, 67))
+        } else if !req.ciaddr.is_unspecified() {
+            Destination::Unicast(SocketAddrV4::new(req.ciaddr, 68))
+        } else {
+            Destination::Broadcast
+        }
+    }
+
+    fn nak_destination(&self, req: &Packet) -> Destination {
+        if req.giaddr.is_unspecified() {
+            Destination::Broadcast
+        } else {
+            Destination::Unicast(SocketAddrV4::new(req.giaddr, 67))
+        }
+    }
+}

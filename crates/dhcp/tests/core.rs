@@ -1,0 +1,470 @@
+//! The sans-IO DHCP core, driven packet by packet at explicit times.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+
+use slipway_cluster::{MacAddr, NoHost, load_str};
+use slipway_dhcp::wire::{self, MessageType, Packet, code};
+use slipway_dhcp::{Action, Config, Destination, Event, Port, Server};
+use slipway_store::Lease;
+
+const CLUSTER: &str = "\
+cluster: {name: lab, domain: lab.test}
+network:
+  interface: br0
+  server: 10.99.0.1
+  subnet: 10.99.0.0/24
+  gateway: 10.99.0.254
+  ntp: [10.99.0.1]
+  dhcp: {pool: 10.99.0.200-10.99.0.202, lease_time: 1h, unknown_machines: UNKNOWN, mode: MODE}
+os: {version: 4081.2.0}
+kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
+access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
+nodes:
+  - {mac: 52:54:00:99:00:01, hostname: cp1, ip: 10.99.0.11, roles: [control-plane]}
+  - {mac: 52:54:00:99:00:02, hostname: w1, ip: 10.99.0.21}
+";
+
+fn config(mode: &str, unknown: &str) -> Config {
+    let text = CLUSTER.replace("MODE", mode).replace("UNKNOWN", unknown);
+    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
+    let c = loaded
+        .valid()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
+    Config::from_cluster(&c)
+}
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([0x52, 0x54, 0, 0x99, 0, n])
+}
+
+fn request(kind: MessageType, m: MacAddr) -> Packet {
+    let mut chaddr = [0u8; 16];
+    chaddr[..6].copy_from_slice(&m.octets());
+    let mut p = Packet {
+        op: wire::BOOTREQUEST,
+        htype: 1,
+        hlen: 6,
+        hops: 0,
+        xid: 42,
+        secs: 0,
+        flags: 0,
+        ciaddr: Ipv4Addr::UNSPECIFIED,
+        yiaddr: Ipv4Addr::UNSPECIFIED,
+        siaddr: Ipv4Addr::UNSPECIFIED,
+        giaddr: Ipv4Addr::UNSPECIFIED,
+        chaddr,
+        sname: [0; 64],
+        file: [0; 128],
+        options: BTreeMap::new(),
+    };
+    p.set(code::MESSAGE_TYPE, vec![kind as u8]);
+    p
+}
+
+const SRC: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+
+fn sent(actions: &[Action]) -> Vec<(Packet, Destination)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { packet, to } => {
+                Some((Packet::parse(packet).unwrap_or_else(|e| panic!("{e}")), *to))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn one(actions: &[Action]) -> (Packet, Destination) {
+    let s = sent(actions);
+    assert_eq!(s.len(), 1, "{actions:?}");
+    s.into_iter().next().unwrap_or_else(|| unreachable!())
+}
+
+fn handle(s: &mut Server, now: u64, p: &Packet) -> Vec<Action> {
+    s.handle(now, &p.emit(), SRC, Port::Dhcp)
+}
+
+fn ip4(b: Option<&Vec<u8>>) -> Vec<Ipv4Addr> {
+    b.map(|v| {
+        v.chunks_exact(4)
+            .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+#[test]
+fn dora_gives_a_known_machine_its_reserved_address_and_options() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    let (offer, to) = one(&handle(
+        &mut s,
+        1000,
+        &request(MessageType::Discover, mac(1)),
+    ));
+    assert_eq!(offer.message_type(), Some(MessageType::Offer));
+    assert_eq!(offer.yiaddr, Ipv4Addr::new(10, 99, 0, 11));
+    assert_eq!(to, Destination::Broadcast);
+    assert_eq!(
+        ip4(offer.options.get(&code::SERVER_ID)),
+        [Ipv4Addr::new(10, 99, 0, 1)]
+    );
+    assert_eq!(
+        ip4(offer.options.get(&code::SUBNET_MASK)),
+        [Ipv4Addr::new(255, 255, 255, 0)]
+    );
+    assert_eq!(
+        ip4(offer.options.get(&code::ROUTER)),
+        [Ipv4Addr::new(10, 99, 0, 254)]
+    );
+    assert_eq!(
+        ip4(offer.options.get(&code::DNS)),
+        [Ipv4Addr::new(10, 99, 0, 1)]
+    );
+    assert_eq!(
+        ip4(offer.options.get(&code::NTP)),
+        [Ipv4Addr::new(10, 99, 0, 1)]
+    );
+    assert_eq!(
+        offer.options.get(&code::HOSTNAME).map(Vec::as_slice),
+        Some(b"cp1".as_slice())
+    );
+    assert_eq!(
+        offer.options.get(&code::DOMAIN).map(Vec::as_slice),
+        Some(b"lab.test".as_slice())
+    );
+    assert_eq!(
+        offer.options.get(&code::LEASE_TIME),
+        Some(&3600u32.to_be_bytes().to_vec())
+    );
+    assert_eq!(
+        offer.options.get(&code::RENEWAL),
+        Some(&1800u32.to_be_bytes().to_vec())
+    );
+    assert_eq!(
+        offer.options.get(&code::REBINDING),
+        Some(&3150u32.to_be_bytes().to_vec())
+    );
+    assert!(
+        !offer.options.contains_key(&code::BOOTFILE),
+        "a plain DHCP client gets no boot file"
+    );
+
+    let mut req = request(MessageType::Request, mac(1));
+    req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+    req.set_ips(code::REQUESTED_IP, &[Ipv4Addr::new(10, 99, 0, 11)]);
+    let actions = handle(&mut s, 1001, &req);
+    // The lease is persisted BEFORE the ACK goes out.
+    let persist = actions.iter().position(|a| matches!(a, Action::Persist(_)));
+    let send = actions
+        .iter()
+        .position(|a| matches!(a, Action::Send { .. }));
+    assert!(persist.is_some() && persist < send, "{actions:?}");
+    assert!(actions.contains(&Action::Persist(Lease {
+        mac: mac(1),
+        ip: Ipv4Addr::new(10, 99, 0, 11),
+        expires: 4601,
+        hostname: Some("cp1".into())
+    })));
+    let (ack, _) = one(&actions);
+    assert_eq!(ack.message_type(), Some(MessageType::Ack));
+    assert_eq!(ack.yiaddr, Ipv4Addr::new(10, 99, 0, 11));
+}
+
+#[test]
+fn pxe_clients_get_the_boot_file_for_their_firmware() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    type Case<'a> = (&'a [u8], Option<&'a [u8]>, &'a str);
+    let cases: [Case; 5] = [
+        (
+            &[0, 0],
+            Some(b"PXEClient:Arch:00000:UNDI:002001"),
+            "undionly.kpxe",
+        ),
+        (
+            &[0, 7],
+            Some(b"PXEClient:Arch:00007:UNDI:003016"),
+            "snponly.efi",
+        ),
+        (
+            &[0, 9],
+            Some(b"PXEClient:Arch:00009:UNDI:003016"),
+            "snponly.efi",
+        ),
+        (
+            &[0, 11, 0, 7],
+            Some(b"PXEClient:Arch:00011:UNDI:003016"),
+            "snponly.efi",
+        ),
+        (
+            &[0, 16],
+            Some(b"HTTPClient:Arch:00016:UNDI:003001"),
+            "http://10.99.0.1:8080/boot/ipxe.efi",
+        ),
+    ];
+    for (arch, vendor, file) in cases {
+        let mut d = request(MessageType::Discover, mac(1));
+        d.set(code::CLIENT_ARCH, arch.to_vec());
+        if let Some(v) = vendor {
+            d.set(code::VENDOR_CLASS, v.to_vec());
+        }
+        let (offer, _) = one(&handle(&mut s, 10, &d));
+        assert_eq!(
+            offer.options.get(&code::BOOTFILE).map(Vec::as_slice),
+            Some(file.as_bytes()),
+            "{arch:?}"
+        );
+        assert_eq!(
+            offer.file_field(),
+            file,
+            "boot file also in the BOOTP field"
+        );
+        assert_eq!(offer.siaddr, Ipv4Addr::new(10, 99, 0, 1));
+        assert_eq!(
+            offer.options.get(&code::TFTP_SERVER).map(Vec::as_slice),
+            Some(b"10.99.0.1".as_slice())
+        );
+        let expected_class: &[u8] = if file.starts_with("http") {
+            b"HTTPClient"
+        } else {
+            b"PXEClient"
+        };
+        assert_eq!(
+            offer.options.get(&code::VENDOR_CLASS).map(Vec::as_slice),
+            Some(expected_class)
+        );
+    }
+    // iPXE gets the chain URL and 175.176 = 1, so it neither reloads itself nor waits.
+    let mut d = request(MessageType::Discover, mac(2));
+    d.set(code::CLIENT_ARCH, vec![0, 0]);
+    d.set(
+        code::VENDOR_CLASS,
+        b"PXEClient:Arch:00000:UNDI:002001".to_vec(),
+    );
+    d.set(code::USER_CLASS, b"iPXE".to_vec());
+    let (offer, _) = one(&handle(&mut s, 10, &d));
+    assert_eq!(offer.file_field(), "http://10.99.0.1:8080/boot.ipxe");
+    assert_eq!(offer.options.get(&code::IPXE), Some(&vec![176, 1, 1]));
+    // An architecture with no boot file: an address, no file, a log line.
+    let mut d = request(MessageType::Discover, mac(2));
+    d.set(code::CLIENT_ARCH, vec![0, 11]);
+    d.set(code::VENDOR_CLASS, b"PXEClient:Arch:00011".to_vec());
+    let actions = handle(&mut s, 10, &d);
+    let (offer, _) = one(&actions);
+    assert!(!offer.options.contains_key(&code::BOOTFILE));
+    assert!(actions.contains(&Action::Log(Event::NoBootFile(mac(2), vec![11]))));
+}
+
+#[test]
+fn unknown_machines_are_ignored_and_logged_once_per_period() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    let stranger = MacAddr([2, 0, 0, 0, 0, 9]);
+    let a = handle(&mut s, 100, &request(MessageType::Discover, stranger));
+    assert_eq!(a, [Action::Log(Event::UnknownIgnored(stranger))]);
+    assert!(
+        handle(&mut s, 200, &request(MessageType::Discover, stranger)).is_empty(),
+        "not logged again within 10 min"
+    );
+    assert_eq!(
+        handle(&mut s, 100 + 600, &request(MessageType::Discover, stranger)),
+        [Action::Log(Event::UnknownIgnored(stranger))]
+    );
+}
+
+#[test]
+fn discovery_pool_allocates_without_duplicates_and_survives_restart() {
+    let mut s = Server::new(config("authoritative", "discover"), vec![]);
+    let strangers: Vec<MacAddr> = (1..=4).map(|n| MacAddr([2, 0, 0, 0, 0, n])).collect();
+    let mut got = Vec::new();
+    let mut leases = Vec::new();
+    for m in &strangers[..3] {
+        let (offer, _) = one(&handle(&mut s, 0, &request(MessageType::Discover, *m)));
+        let mut req = request(MessageType::Request, *m);
+        req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+        req.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
+        let actions = handle(&mut s, 1, &req);
+        leases.extend(actions.iter().filter_map(|a| {
+            if let Action::Persist(l) = a {
+                Some(l.clone())
+            } else {
+                None
+            }
+        }));
+        let (ack, _) = one(&actions);
+        assert_eq!(ack.message_type(), Some(MessageType::Ack));
+        got.push(ack.yiaddr);
+    }
+    got.sort();
+    assert_eq!(got, [200, 201, 202].map(|i| Ipv4Addr::new(10, 99, 0, i)));
+    // Pool full: the fourth gets nothing.
+    let a = handle(&mut s, 2, &request(MessageType::Discover, strangers[3]));
+    assert_eq!(a, [Action::Log(Event::PoolExhausted(strangers[3]))]);
+
+    // Restart with the persisted leases: same answers, still no room for the fourth.
+    let mut s2 = Server::new(config("authoritative", "discover"), leases);
+    let (again, _) = one(&handle(
+        &mut s2,
+        3,
+        &request(MessageType::Discover, strangers[0]),
+    ));
+    assert_eq!(
+        again.yiaddr,
+        got.iter()
+            .copied()
+            .find(|ip| *ip == again.yiaddr)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    );
+    assert_eq!(
+        handle(&mut s2, 3, &request(MessageType::Discover, strangers[3])),
+        [Action::Log(Event::PoolExhausted(strangers[3]))]
+    );
+    // After the leases expire (1 h), the address is free again.
+    let (late, _) = one(&handle(
+        &mut s2,
+        3 + 3601,
+        &request(MessageType::Discover, strangers[3]),
+    ));
+    assert!(got.contains(&late.yiaddr));
+}
+
+#[test]
+fn wrong_requests_get_a_nak_and_other_servers_are_respected() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    // INIT-REBOOT with a wrong address: NAK, broadcast.
+    let mut req = request(MessageType::Request, mac(1));
+    req.set_ips(code::REQUESTED_IP, &[Ipv4Addr::new(10, 99, 0, 21)]);
+    let (nak, to) = one(&handle(&mut s, 5, &req));
+    assert_eq!(nak.message_type(), Some(MessageType::Nak));
+    assert_eq!(to, Destination::Broadcast);
+    // SELECTING another server: we stay silent.
+    let mut req = request(MessageType::Request, mac(1));
+    req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 77)]);
+    req.set_ips(code::REQUESTED_IP, &[Ipv4Addr::new(10, 99, 0, 11)]);
+    assert!(sent(&handle(&mut s, 5, &req)).is_empty());
+    // RENEWING (ciaddr set): ACK unicast to ciaddr.
+    let mut req = request(MessageType::Request, mac(1));
+    req.ciaddr = Ipv4Addr::new(10, 99, 0, 11);
+    let (ack, to) = one(&handle(&mut s, 5, &req));
+    assert_eq!(ack.message_type(), Some(MessageType::Ack));
+    assert_eq!(
+        to,
+        Destination::Unicast(SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 11), 68))
+    );
+}
+
+#[test]
+fn relays_inform_decline_release() {
+    let mut s = Server::new(config("authoritative", "discover"), vec![]);
+    let mut d = request(MessageType::Discover, mac(1));
+    d.giaddr = Ipv4Addr::new(10, 98, 0, 1);
+    let (_, to) = one(&handle(&mut s, 0, &d));
+    assert_eq!(
+        to,
+        Destination::Unicast(SocketAddrV4::new(Ipv4Addr::new(10, 98, 0, 1), 67)),
+        "relayed replies go to the relay"
+    );
+
+    let mut inform = request(MessageType::Inform, mac(2));
+    inform.ciaddr = Ipv4Addr::new(10, 99, 0, 21);
+    let (ack, to) = one(&handle(&mut s, 0, &inform));
+    assert_eq!(ack.yiaddr, Ipv4Addr::UNSPECIFIED);
+    assert!(
+        !ack.options.contains_key(&code::LEASE_TIME),
+        "INFORM carries no lease"
+    );
+    assert_eq!(
+        to,
+        Destination::Unicast(SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 21), 68))
+    );
+
+    // A pool client declines its address: it is not offered again for a while.
+    let stranger = MacAddr([2, 0, 0, 0, 0, 5]);
+    let (offer, _) = one(&handle(
+        &mut s,
+        0,
+        &request(MessageType::Discover, stranger),
+    ));
+    let mut decline = request(MessageType::Decline, stranger);
+    decline.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
+    let a = handle(&mut s, 1, &decline);
+    assert!(a.contains(&Action::Log(Event::Declined(stranger, offer.yiaddr))));
+    let (next, _) = one(&handle(
+        &mut s,
+        2,
+        &request(MessageType::Discover, stranger),
+    ));
+    assert_ne!(next.yiaddr, offer.yiaddr);
+
+    // RELEASE frees a pool lease.
+    let mut req = request(MessageType::Request, stranger);
+    req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+    req.set_ips(code::REQUESTED_IP, &[next.yiaddr]);
+    let _ = handle(&mut s, 3, &req);
+    let mut release = request(MessageType::Release, stranger);
+    release.ciaddr = next.yiaddr;
+    assert_eq!(handle(&mut s, 4, &release), [Action::Forget(stranger)]);
+}
+
+#[test]
+fn rapid_commit_acks_at_once() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    let mut d = request(MessageType::Discover, mac(2));
+    d.set(code::RAPID_COMMIT, Vec::new());
+    let actions = handle(&mut s, 0, &d);
+    assert!(actions.iter().any(|a| matches!(a, Action::Persist(_))));
+    let (ack, _) = one(&actions);
+    assert_eq!(ack.message_type(), Some(MessageType::Ack));
+    assert!(ack.options.contains_key(&code::RAPID_COMMIT));
+}
+
+#[test]
+fn proxy_mode_gives_boot_information_only() {
+    let mut s = Server::new(config("proxy", "ignore"), vec![]);
+    let mut d = request(MessageType::Discover, mac(1));
+    d.set(code::CLIENT_ARCH, vec![0, 7]);
+    d.set(
+        code::VENDOR_CLASS,
+        b"PXEClient:Arch:00007:UNDI:003016".to_vec(),
+    );
+    let (offer, _) = one(&handle(&mut s, 0, &d));
+    assert_eq!(
+        offer.yiaddr,
+        Ipv4Addr::UNSPECIFIED,
+        "no address from a proxy"
+    );
+    assert_eq!(offer.file_field(), "snponly.efi");
+    assert!(!offer.options.contains_key(&code::LEASE_TIME));
+    // The PXE client then asks on 4011; the answer goes back to its source port.
+    let mut r = request(MessageType::Request, mac(1));
+    r.ciaddr = Ipv4Addr::new(10, 99, 0, 150);
+    r.set(code::CLIENT_ARCH, vec![0, 7]);
+    r.set(
+        code::VENDOR_CLASS,
+        b"PXEClient:Arch:00007:UNDI:003016".to_vec(),
+    );
+    let src = SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 150), 4011);
+    let sent = sent(&s.handle(1, &r.emit(), src, Port::Pxe));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.message_type(), Some(MessageType::Ack));
+    assert_eq!(sent[0].1, Destination::Unicast(src));
+    // An OS's plain DHCP client is the site server's business.
+    assert!(handle(&mut s, 2, &request(MessageType::Discover, mac(1))).is_empty());
+}
+
+#[test]
+fn garbage_is_dropped_silently() {
+    let mut s = Server::new(config("authoritative", "discover"), vec![]);
+    assert!(s.handle(0, &[1, 2, 3], SRC, Port::Dhcp).is_empty());
+    let mut reply = request(MessageType::Offer, mac(1));
+    reply.op = wire::BOOTREPLY;
+    assert!(
+        handle(&mut s, 0, &reply).is_empty(),
+        "replies from other servers are not requests"
+    );
+    let mut no_type = request(MessageType::Discover, mac(1));
+    no_type.options.clear();
+    assert!(handle(&mut s, 0, &no_type).is_empty());
+}

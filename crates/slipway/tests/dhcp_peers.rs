@@ -1,0 +1,323 @@
+//! slipway's DHCP server against real clients (busybox udhcpc, ISC dhclient, Kea's
+//! perfdhcp) in network namespaces: reserved addresses, options, boot files by
+//! firmware, unknown MACs ignored, leases that survive `kill -9`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+
+use support::{Lab, Slipway};
+
+const CLUSTER: &str = "\
+cluster: {name: lab, domain: lab.test}
+network:
+  interface: eth0
+  server: 10.199.0.1
+  subnet: 10.199.0.0/24
+  gateway: 10.199.0.254
+  dhcp: {mode: authoritative, unknown_machines: UNKNOWN, pool: 10.199.0.100-10.199.0.250, lease_time: 1h}
+os: {version: 4081.2.0}
+kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
+access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
+nodes:
+  - {mac: 52:54:00:99:00:01, hostname: cp1, ip: 10.199.0.11, roles: [control-plane]}
+  - {mac: 52:54:00:99:00:02, hostname: w1, ip: 10.199.0.21}
+";
+
+const SCRIPT: &str = "#!/bin/sh\ncase \"$1\" in bound|renew) env > \"$OUT\" ;; esac\nexit 0\n";
+
+struct Net {
+    lab: Lab,
+    server: String,
+    client: String,
+    file: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+fn setup(unknown: &str) -> Net {
+    let mut lab = Lab::new();
+    let server = lab.host("s", "52:54:00:99:00:fe", Some("10.199.0.1/24"));
+    let client = lab.host("c", "52:54:00:99:00:01", None);
+    let file = lab.file("cluster.yaml", &CLUSTER.replace("UNKNOWN", unknown));
+    let state = lab.dir.join("state");
+    let script = lab.file("udhcpc.sh", SCRIPT);
+    support::run(&["chmod", "+x", script.to_str().unwrap_or_default()]);
+    Net {
+        lab,
+        server,
+        client,
+        file,
+        state,
+    }
+}
+
+impl Net {
+    fn start(&self) -> Slipway {
+        Slipway::start(
+            &self.lab,
+            &self.server,
+            &self.file,
+            &self.state,
+            &["--http-listen", "10.199.0.1:8080"],
+        )
+    }
+
+    fn set_mac(&self, mac: &str) {
+        support::run(&[
+            "ip",
+            "-n",
+            &self.client,
+            "link",
+            "set",
+            "eth0",
+            "address",
+            mac,
+        ]);
+    }
+
+    /// Runs udhcpc once with `extra` options; returns the variables its script saw.
+    fn udhcpc(&self, extra: &[&str]) -> Option<HashMap<String, String>> {
+        let out = self.lab.dir.join(format!("udhcpc-{}.env", rand()));
+        let status = self
+            .lab
+            .cmd(&self.client, "timeout")
+            .args([
+                "20", "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "3", "-T", "1",
+                "-A", "1",
+            ])
+            .args([
+                "-s",
+                self.lab.dir.join("udhcpc.sh").to_str().unwrap_or_default(),
+            ])
+            .args(extra)
+            .env("OUT", &out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("udhcpc: {e} (apt-get install busybox-static)"));
+        if !status.success() {
+            return None;
+        }
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        Some(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+}
+
+fn rand() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn udhcpc_gets_its_reservation_options_and_boot_files() {
+    let net = setup("ignore");
+    let slipway = net.start();
+
+    let env = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("no lease:\n{}", slipway.logs()));
+    assert_eq!(env.get("ip").map(String::as_str), Some("10.199.0.11"));
+    assert_eq!(env.get("subnet").map(String::as_str), Some("255.255.255.0"));
+    assert_eq!(env.get("router").map(String::as_str), Some("10.199.0.254"));
+    assert_eq!(env.get("dns").map(|d| d.trim()), Some("10.199.0.1"));
+    assert_eq!(env.get("domain").map(String::as_str), Some("lab.test"));
+    assert_eq!(env.get("hostname").map(String::as_str), Some("cp1"));
+    assert_eq!(env.get("serverid").map(String::as_str), Some("10.199.0.1"));
+    assert_eq!(env.get("lease").map(String::as_str), Some("3600"));
+    assert_eq!(
+        env.get("boot_file"),
+        None,
+        "an OS's DHCP client gets no boot file"
+    );
+
+    // PXE firmware, by architecture (option 93) and vendor class (60).
+    let uefi = net
+        .udhcpc(&["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "0x5d:0007"])
+        .unwrap_or_default();
+    assert_eq!(
+        uefi.get("boot_file").map(String::as_str),
+        Some("snponly.efi")
+    );
+    assert_eq!(uefi.get("siaddr").map(String::as_str), Some("10.199.0.1"));
+    let bios = net
+        .udhcpc(&["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x5d:0000"])
+        .unwrap_or_default();
+    assert_eq!(
+        bios.get("boot_file").map(String::as_str),
+        Some("undionly.kpxe")
+    );
+    // iPXE (user class "iPXE") gets the HTTP chain script.
+    let ipxe = net.udhcpc(&["-x", "0x4d:69505845"]).unwrap_or_default();
+    assert_eq!(
+        ipxe.get("boot_file").map(String::as_str),
+        Some("http://10.199.0.1:8080/boot.ipxe")
+    );
+
+    // The other node gets its own address.
+    net.set_mac("52:54:00:99:00:02");
+    let w1 = net.udhcpc(&[]).unwrap_or_default();
+    assert_eq!(w1.get("ip").map(String::as_str), Some("10.199.0.21"));
+
+    // A machine that is not in the cluster file gets nothing, and is logged.
+    net.set_mac("02:00:00:00:00:99");
+    assert!(net.udhcpc(&[]).is_none(), "an unknown MAC got an address");
+    let logs = slipway.logs();
+    assert!(
+        logs.contains("ignoring a machine that is not in the cluster file")
+            && logs.contains("02:00:00:00:00:99"),
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("ignoring a machine").count(),
+        1,
+        "logged once, not per packet:\n{logs}"
+    );
+}
+
+#[test]
+fn dhclient_gets_its_reservation() {
+    let net = setup("ignore");
+    let slipway = net.start();
+    let leases = net.lab.dir.join("dhclient.leases");
+    // dhclient scrubs its script's environment: read what it got from its lease file.
+    let status = net
+        .lab
+        .cmd(&net.client, "timeout")
+        .args([
+            "30",
+            "dhclient",
+            "-1",
+            "-sf",
+            "/bin/true",
+            "-lf",
+            leases.to_str().unwrap_or_default(),
+        ])
+        .args([
+            "-pf",
+            net.lab
+                .dir
+                .join("dhclient.pid")
+                .to_str()
+                .unwrap_or_default(),
+            "eth0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("dhclient: {e}"));
+    let lease = std::fs::read_to_string(&leases).unwrap_or_default();
+    assert!(
+        status.success(),
+        "dhclient ({status}):\n{lease}\n{}",
+        slipway.logs()
+    );
+    for expected in [
+        "fixed-address 10.199.0.11;",
+        "option host-name \"cp1\";",
+        "option routers 10.199.0.254;",
+        "option domain-name \"lab.test\";",
+        "option dhcp-server-identifier 10.199.0.1;",
+        "option dhcp-lease-time 3600;",
+    ] {
+        assert!(
+            lease.contains(expected),
+            "missing `{expected}` in:\n{lease}"
+        );
+    }
+}
+
+#[test]
+fn leases_survive_kill_9_and_no_address_is_given_twice() {
+    let net = setup("discover");
+    let slipway = net.start();
+    net.set_mac("02:00:00:00:00:0a");
+    let a = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("no lease:\n{}", slipway.logs()));
+    let a_ip = a.get("ip").cloned().unwrap_or_default();
+    assert!(
+        a_ip.starts_with("10.199.0.1") || a_ip.starts_with("10.199.0.2"),
+        "{a_ip}"
+    );
+    slipway.kill9();
+
+    let slipway = net.start();
+    assert!(
+        slipway.logs().contains("leases restored"),
+        "{}",
+        slipway.logs()
+    );
+    net.set_mac("02:00:00:00:00:0b");
+    let b = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("no lease after restart:\n{}", slipway.logs()));
+    assert_ne!(
+        b.get("ip"),
+        Some(&a_ip),
+        "the crashed server's lease was handed out again"
+    );
+    net.set_mac("02:00:00:00:00:0a");
+    let a2 = net.udhcpc(&[]).unwrap_or_default();
+    assert_eq!(
+        a2.get("ip"),
+        Some(&a_ip),
+        "the first client keeps its address after the crash"
+    );
+}
+
+#[test]
+fn perfdhcp_load_without_errors() {
+    let net = setup("discover");
+    let slipway = net.start();
+    // perfdhcp plays a relay agent: it needs an address, and gets answers at giaddr:67.
+    support::run(&[
+        "ip",
+        "-n",
+        &net.client,
+        "addr",
+        "add",
+        "10.199.0.50/24",
+        "dev",
+        "eth0",
+    ]);
+    let out = net
+        .lab
+        .cmd(&net.client, "timeout")
+        .args([
+            "60", "perfdhcp", "-4", "-l", "eth0", "-r", "50", "-R", "100", "-p", "4", "-t", "1",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("perfdhcp: {e} (apt-get install kea-admin)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let num = |label: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(label))
+            .filter_map(|l| {
+                l.rsplit(':').next().and_then(|v| {
+                    v.split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                })
+            })
+            .sum()
+    };
+    let sent = num("sent packets");
+    let received = num("received packets");
+    assert!(sent > 50, "perfdhcp sent too little:\n{text}");
+    assert!(
+        received * 10 >= sent * 9,
+        "fewer than 90% answered ({received}/{sent}):\n{text}\n{}",
+        slipway.logs()
+    );
+}
