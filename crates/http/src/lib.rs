@@ -32,6 +32,9 @@ pub struct Service {
     pub secrets: Arc<dyn Secrets + Send + Sync>,
     /// The generic profile's template text, if any.
     pub template: Option<String>,
+    /// Where the boot programs are (iPXE's `ipxe.efi` for UEFI HTTP boot), served
+    /// under `/boot/`.
+    pub boot_dir: Option<PathBuf>,
 }
 
 impl Service {
@@ -49,15 +52,43 @@ impl Service {
     }
 }
 
-type Shared = Arc<Service>;
+/// The service as the routes see it: swapped whole when the cluster file is reloaded,
+/// so a request in flight finishes with the configuration it started with.
+pub struct Live(std::sync::RwLock<Arc<Service>>);
+
+impl Live {
+    /// Wraps `service`.
+    pub fn new(service: Service) -> Arc<Live> {
+        Arc::new(Live(std::sync::RwLock::new(Arc::new(service))))
+    }
+
+    /// The configuration in force.
+    pub fn current(&self) -> Arc<Service> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `service` in force for every later request.
+    pub fn replace(&self, service: Service) {
+        match self.0.write() {
+            Ok(mut g) => *g = Arc::new(service),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(service),
+        }
+    }
+}
+
+type Shared = Arc<Live>;
 
 /// The service's routes.
-pub fn router(service: Arc<Service>) -> Router {
+pub fn router(service: Arc<Live>) -> Router {
     Router::new()
         .route("/boot.ipxe", get(chain))
         .route("/ipxe/{file}", get(ipxe))
         .route("/config/{mac}/{what}", get(config))
         .route("/cloud-configs/{file}", get(seed_cloud_config))
+        .route("/boot/{file}", get(boot_file))
         .route("/api/v1/cluster", get(api_cluster))
         .route("/api/v1/nodes", get(api_nodes))
         .route("/api/v1/nodes/{id}", get(api_node))
@@ -68,7 +99,7 @@ pub fn router(service: Arc<Service>) -> Router {
 /// Serves `router` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    service: Arc<Service>,
+    service: Arc<Live>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
@@ -102,7 +133,8 @@ fn node_by_mac<'a>(s: &'a Service, mac: &str) -> Option<&'a Node> {
     s.cluster.node_by_mac(mac)
 }
 
-async fn chain(State(s): State<Shared>) -> Response {
+async fn chain(State(live): State<Shared>) -> Response {
+    let s = live.current();
     text(
         StatusCode::OK,
         slipway_render::ipxe::chain(&Urls::new(&s.cluster)),
@@ -110,11 +142,12 @@ async fn chain(State(s): State<Shared>) -> Response {
 }
 
 async fn ipxe(
-    State(s): State<Shared>,
+    State(live): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
     uri: Uri,
 ) -> Response {
+    let s = live.current();
     let Some(node) = file.strip_suffix(".ipxe").and_then(|m| node_by_mac(&s, m)) else {
         tracing::info!(peer = %peer.ip(), file, "iPXE script asked for an unknown machine");
         return not_found();
@@ -124,10 +157,11 @@ async fn ipxe(
 }
 
 async fn config(
-    State(s): State<Shared>,
+    State(live): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((mac, what)): Path<(String, String)>,
 ) -> Response {
+    let s = live.current();
     let Some(node) = node_by_mac(&s, &mac) else {
         return not_found();
     };
@@ -141,10 +175,11 @@ async fn config(
 }
 
 async fn seed_cloud_config(
-    State(s): State<Shared>,
+    State(live): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
 ) -> Response {
+    let s = live.current();
     if s.cluster.os.config_format != ConfigFormat::CloudConfig {
         return not_found();
     }
@@ -221,7 +256,8 @@ fn node_json(c: &Cluster, n: &Node) -> serde_json::Value {
     })
 }
 
-async fn api_cluster(State(s): State<Shared>) -> Response {
+async fn api_cluster(State(live): State<Shared>) -> Response {
+    let s = live.current();
     let c = &s.cluster;
     axum::Json(json!({
         "name": c.cluster.name,
@@ -234,7 +270,8 @@ async fn api_cluster(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
-async fn api_nodes(State(s): State<Shared>) -> Response {
+async fn api_nodes(State(live): State<Shared>) -> Response {
+    let s = live.current();
     let nodes: Vec<serde_json::Value> = s
         .cluster
         .nodes
@@ -244,7 +281,8 @@ async fn api_nodes(State(s): State<Shared>) -> Response {
     axum::Json(json!({ "nodes": nodes })).into_response()
 }
 
-async fn api_node(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+async fn api_node(State(live): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = live.current();
     let node = s
         .cluster
         .node_by_hostname(&id)
@@ -259,7 +297,28 @@ async fn api_node(State(s): State<Shared>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn mirror(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn boot_file(
+    State(live): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = live.current();
+    let Some(dir) = s.boot_dir.as_deref() else {
+        return not_found();
+    };
+    match files::resolve(dir, &file) {
+        Some(path) => files::serve(&path, &headers).await,
+        None => not_found(),
+    }
+}
+
+async fn mirror(
+    State(live): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let s = live.current();
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "read-only\n");
     }
@@ -291,15 +350,4 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// The default directory for state (PKI, leases).
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/slipway";
-
-/// Where the mirror of `cluster` is, if local.
-pub fn mirror_dir(cluster: &Cluster) -> Option<PathBuf> {
-    match &cluster.os.assets {
-        slipway_cluster::AssetSource::Mirror(dir) => Some(dir.clone()),
-        slipway_cluster::AssetSource::Remote(_) => None,
-    }
 }

@@ -32,6 +32,9 @@ pub struct ListenArgs {
     /// Do not run the DHCP server (whatever network.dhcp.mode says).
     #[arg(long)]
     pub no_dhcp: bool,
+    /// Where the iPXE boot programs are (Debian's `ipxe` package puts them here).
+    #[arg(long, default_value = "/usr/lib/ipxe")]
+    pub boot_dir: PathBuf,
 }
 
 fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
@@ -50,7 +53,7 @@ fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Serves the cluster in `file` until SIGINT or SIGTERM.
+/// Serves the cluster in `file` until SIGINT or SIGTERM; SIGHUP reloads the file.
 pub fn serve(
     file: &Path,
     state_dir: &Path,
@@ -62,24 +65,95 @@ pub fn serve(
     };
     let secrets = crate::state::open(state_dir, &cluster)?;
     let store: Arc<dyn LeaseStore> = Arc::new(open_store(state_dir)?);
+    warn_missing_mirror(&cluster);
+    let reload = Reload {
+        file: file.to_path_buf(),
+        state_dir: state_dir.to_path_buf(),
+        offline,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(run(cluster, Arc::new(secrets), store, listen, reload))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn warn_missing_mirror(cluster: &Cluster) {
     if let slipway_cluster::AssetSource::Mirror(dir) = &cluster.os.assets
         && !dir.is_dir()
     {
         tracing::warn!(dir = %dir.display(), "the asset mirror directory does not exist: OS images will 404");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    rt.block_on(run(cluster, Arc::new(secrets), store, listen))?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// What a SIGHUP needs to load the cluster file again.
+struct Reload {
+    file: PathBuf,
+    state_dir: PathBuf,
+    offline: bool,
+}
+
+/// The running services' handles that a reload updates.
+struct Handles {
+    http: Arc<slipway_http::Live>,
+    dhcp: Option<Arc<Mutex<slipway_dhcp::Server>>>,
+    boot_dir: PathBuf,
+}
+
+impl Reload {
+    /// Loads the file again; on success puts it in force everywhere, on failure logs
+    /// why and keeps the running configuration.
+    fn apply(&self, h: &Handles) {
+        let cluster = match load_valid(&self.file, self.offline) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::error!(file = %self.file.display(), "reload refused: the cluster file has errors (see above); the running configuration stays");
+                return;
+            }
+            Err(e) => {
+                tracing::error!("reload refused: {e:#}; the running configuration stays");
+                return;
+            }
+        };
+        let secrets = match crate::state::open(&self.state_dir, &cluster) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!("reload refused: {e:#}");
+                return;
+            }
+        };
+        let template = match template(&cluster) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("reload refused: {e:#}");
+                return;
+            }
+        };
+        warn_missing_mirror(&cluster);
+        if let Some(dhcp) = &h.dhcp
+            && let Ok(mut server) = dhcp.lock()
+        {
+            server.reconfigure(slipway_dhcp::Config::from_cluster(&cluster));
+        }
+        let nodes = cluster.nodes.len();
+        h.http.replace(Service {
+            cluster,
+            secrets,
+            template,
+            boot_dir: Some(h.boot_dir.clone()),
+        });
+        tracing::info!(nodes, "cluster file reloaded");
+    }
 }
 
 fn open_store(state_dir: &Path) -> anyhow::Result<RedbStore> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     let path: PathBuf = state_dir.join("state.redb");
-    RedbStore::open(&path).with_context(|| format!("opening the state database {}", path.display()))
+    RedbStore::open(&path).with_context(|| {
+        format!("opening the state database {} (is another `slipway serve` running with this state directory?)", path.display())
+    })
 }
 
 async fn run(
@@ -87,6 +161,7 @@ async fn run(
     secrets: Arc<crate::state::PkiSecrets>,
     store: Arc<dyn LeaseStore>,
     listen: ListenArgs,
+    reload: Reload,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -99,10 +174,11 @@ async fn run(
         cluster.network.server.into(),
         cluster.network.http_port,
     ));
-    let service = Arc::new(Service {
+    let live = slipway_http::Live::new(Service {
         cluster: cluster.clone(),
-        secrets: secrets.clone(),
+        secrets,
         template: template(&cluster)?,
+        boot_dir: Some(listen.boot_dir.clone()),
     });
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -111,13 +187,15 @@ async fn run(
     tracing::info!(%local, "HTTP service listening");
     println!("http listening on {local}");
     let rx = stop_rx.clone();
+    let http = live.clone();
     tasks.spawn(async move {
-        slipway_http::serve(listener, service, stopped(rx))
+        slipway_http::serve(listener, http, stopped(rx))
             .await
             .context("HTTP service")
     });
 
     // DHCP.
+    let mut dhcp_handle = None;
     if cluster.network.dhcp.mode != DhcpMode::Off && !listen.no_dhcp {
         let leases = store.leases().context("reading leases")?;
         tracing::info!(leases = leases.len(), "leases restored");
@@ -125,6 +203,7 @@ async fn run(
             slipway_dhcp::Config::from_cluster(&cluster),
             leases,
         )));
+        dhcp_handle = Some(server.clone());
         let dhcp_addr = listen
             .dhcp_listen
             .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67));
@@ -162,19 +241,33 @@ async fn run(
                 .context("DHCP server")
         });
     }
+    println!("ready");
 
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        Some(done) = tasks.join_next() => {
-            // A service ended by itself: that is an error (they run until told to stop).
-            let _ = stop_tx.send(true);
-            match done {
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(())) => anyhow::bail!("a service stopped unexpectedly"),
-                Err(e) => anyhow::bail!("a service crashed: {e}"),
+    let handles = Handles {
+        http: live,
+        dhcp: dhcp_handle,
+        boot_dir: listen.boot_dir.clone(),
+    };
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("SIGHUP handler")?;
+    let outcome = loop {
+        tokio::select! {
+            _ = shutdown_signal() => break Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading the cluster file");
+                // Loading and PKI work touch the disk: keep them off the reactor threads.
+                tokio::task::block_in_place(|| reload.apply(&handles));
+            }
+            Some(done) = tasks.join_next() => {
+                // A service ended by itself: that is an error (they run until told to stop).
+                break match done {
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(())) => Err(anyhow::anyhow!("a service stopped unexpectedly")),
+                    Err(e) => Err(anyhow::anyhow!("a service crashed: {e}")),
+                };
             }
         }
-    }
+    };
     let _ = stop_tx.send(true);
     while let Some(done) = tasks.join_next().await {
         if let Ok(Err(e)) = done {
@@ -182,7 +275,7 @@ async fn run(
         }
     }
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 async fn shutdown_signal() {

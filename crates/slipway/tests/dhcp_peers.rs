@@ -321,3 +321,103 @@ fn perfdhcp_load_without_errors() {
         slipway.logs()
     );
 }
+
+#[test]
+fn sighup_reloads_the_cluster_file_and_keeps_running_on_a_bad_one() {
+    let net = setup("ignore");
+    let slipway = net.start();
+    net.set_mac("52:54:00:99:00:03");
+    assert!(net.udhcpc(&[]).is_none(), "not in the file yet");
+
+    // A broken edit: refused, the old configuration keeps serving.
+    std::fs::write(
+        &net.file,
+        CLUSTER
+            .replace("UNKNOWN", "ignore")
+            .replace("hostname: w1", "hostnme: w1"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    support::run(&["kill", "-HUP", &slipway.child.id().to_string()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !slipway.logs().contains("reload refused") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload attempt logged:\n{}",
+            slipway.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        slipway.logs().contains("unknown key `hostnme`"),
+        "the errors are logged:\n{}",
+        slipway.logs()
+    );
+    net.set_mac("52:54:00:99:00:01");
+    assert_eq!(
+        net.udhcpc(&[])
+            .and_then(|e| e.get("ip").cloned())
+            .as_deref(),
+        Some("10.199.0.11"),
+        "still serving"
+    );
+
+    // A good edit adds a node.
+    let grown = CLUSTER.replace("UNKNOWN", "ignore")
+        + "  - {mac: 52:54:00:99:00:03, hostname: w2, ip: 10.199.0.23}\n";
+    std::fs::write(&net.file, grown).unwrap_or_else(|e| panic!("{e}"));
+    support::run(&["kill", "-HUP", &slipway.child.id().to_string()]);
+    while !slipway.logs().contains("cluster file reloaded") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload:\n{}",
+            slipway.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    net.set_mac("52:54:00:99:00:03");
+    let env = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("the new node got nothing:\n{}", slipway.logs()));
+    assert_eq!(env.get("ip").map(String::as_str), Some("10.199.0.23"));
+    assert_eq!(env.get("hostname").map(String::as_str), Some("w2"));
+}
+
+#[test]
+fn a_taken_port_or_state_stops_the_start_with_a_clear_message() {
+    let net = setup("ignore");
+    let _first = net.start();
+    let second = |state: &std::path::Path| {
+        let out = net
+            .lab
+            .cmd(&net.server, env!("CARGO_BIN_EXE_slipway"))
+            .args([
+                "--state-dir",
+                state.to_str().unwrap_or_default(),
+                "serve",
+                net.file.to_str().unwrap_or_default(),
+                "--http-listen",
+                "10.199.0.1:8080",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The same state directory: refused, the first keeps its leases to itself.
+    let (code, err) = second(&net.state);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("is another `slipway serve` running with this state directory?"),
+        "{err}"
+    );
+    // Another state directory, the same HTTP port.
+    let (code, err) = second(&net.lab.dir.join("state2"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("HTTP: cannot listen on 10.199.0.1:8080")
+            && err.contains("Address already in use"),
+        "{err}"
+    );
+}

@@ -58,10 +58,11 @@ pub fn start(name: &str, format: &str) -> Server {
         .valid()
         .cloned()
         .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    let service = Arc::new(Service {
+    let service = slipway_http::Live::new(Service {
         cluster,
         secrets: Arc::new(ExampleSecrets),
         template: None,
+        boot_dir: None,
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
