@@ -32,6 +32,12 @@ pub struct ListenArgs {
     /// Do not run the DHCP server (whatever network.dhcp.mode says).
     #[arg(long)]
     pub no_dhcp: bool,
+    /// DNS: listen here (UDP and TCP) instead of network.server:53.
+    #[arg(long)]
+    pub dns_listen: Option<SocketAddr>,
+    /// Do not run the DNS server.
+    #[arg(long)]
+    pub no_dns: bool,
     /// Where the iPXE boot programs are (Debian's `ipxe` package puts them here).
     #[arg(long, default_value = "/usr/lib/ipxe")]
     pub boot_dir: PathBuf,
@@ -97,6 +103,7 @@ struct Reload {
 /// The running services' handles that a reload updates.
 struct Handles {
     http: Arc<slipway_http::Live>,
+    dns: Option<slipway_dns::ZoneHandle>,
     dhcp: Option<Arc<Mutex<slipway_dhcp::Server>>>,
     boot_dir: PathBuf,
 }
@@ -135,6 +142,14 @@ impl Reload {
             && let Ok(mut server) = dhcp.lock()
         {
             server.reconfigure(slipway_dhcp::Config::from_cluster(&cluster));
+        }
+        if let Some(dns) = &h.dns {
+            match slipway_dns::Zone::from_cluster(&cluster) {
+                Ok(zone) => {
+                    dns.replace(zone);
+                }
+                Err(e) => tracing::error!("DNS zone not reloaded: {e}"),
+            }
         }
         let nodes = cluster.nodes.len();
         h.http.replace(Service {
@@ -194,6 +209,34 @@ async fn run(
             .context("HTTP service")
     });
 
+    // DNS.
+    let mut zone_handle = None;
+    if !listen.no_dns {
+        let zone = slipway_dns::Zone::from_cluster(&cluster).context("building the DNS zone")?;
+        let handle = slipway_dns::ZoneHandle::new(zone);
+        zone_handle = Some(handle.clone());
+        let addr = listen
+            .dns_listen
+            .unwrap_or(SocketAddr::new(cluster.network.server.into(), 53));
+        let listeners = slipway_dns::Listeners::bind(addr)
+            .await
+            .with_context(|| format!("DNS: cannot listen on {addr}"))?;
+        println!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
+        let upstreams = cluster.network.upstream_dns.clone();
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            slipway_dns::serve(
+                listeners,
+                handle,
+                &upstreams,
+                &slipway_dns::Options::default(),
+                stopped(rx),
+            )
+            .await
+            .context("DNS server")
+        });
+    }
+
     // DHCP.
     let mut dhcp_handle = None;
     if cluster.network.dhcp.mode != DhcpMode::Off && !listen.no_dhcp {
@@ -232,7 +275,14 @@ async fn run(
             "dhcp listening on {} ({})",
             l.dhcp, cluster.network.interface
         );
-        let on_bound: Arc<dyn Fn(&slipway_store::Lease) + Send + Sync> = Arc::new(|_lease| {});
+        // Machines on pool leases get a name in the cluster zone (known nodes have theirs).
+        let zone = zone_handle.clone();
+        let on_bound: Arc<dyn Fn(&slipway_store::Lease) + Send + Sync> = Arc::new(move |lease| {
+            if let Some(zone) = &zone {
+                let name = lease.hostname.clone().unwrap_or_else(|| lease.mac.dashed());
+                let _ = zone.set_dynamic(&name, lease.ip);
+            }
+        });
         let rx = stop_rx.clone();
         let store = store.clone();
         tasks.spawn(async move {
@@ -245,6 +295,7 @@ async fn run(
 
     let handles = Handles {
         http: live,
+        dns: zone_handle,
         dhcp: dhcp_handle,
         boot_dir: listen.boot_dir.clone(),
     };

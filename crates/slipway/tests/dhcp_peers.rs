@@ -421,3 +421,47 @@ fn a_taken_port_or_state_stops_the_start_with_a_clear_message() {
         "{err}"
     );
 }
+
+fn dig(net: &Net, args: &[&str]) -> String {
+    let out = net
+        .lab
+        .cmd(&net.client, "dig")
+        .args(["@10.199.0.1", "+time=2", "+tries=2", "+short"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("dig: {e} (apt-get install bind9-dnsutils)"));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn dns_serves_nodes_the_api_name_and_names_of_pool_leases() {
+    let net = setup("discover");
+    let slipway = net.start();
+    net.set_mac("02:00:00:00:00:0c");
+    let env = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("no lease:\n{}", slipway.logs()));
+    let pool_ip = env.get("ip").cloned().unwrap_or_default();
+    support::run(&[
+        "ip",
+        "-n",
+        &net.client,
+        "addr",
+        "add",
+        "10.199.0.60/24",
+        "dev",
+        "eth0",
+    ]);
+    assert_eq!(dig(&net, &["cp1.lab.test"]), "10.199.0.11");
+    assert_eq!(dig(&net, &["api.lab.test"]), "10.199.0.11");
+    assert_eq!(dig(&net, &["slipway.lab.test"]), "10.199.0.1");
+    assert_eq!(dig(&net, &["-x", "10.199.0.21"]), "w1.lab.test.");
+    assert_eq!(dig(&net, &["+tcp", "w1.lab.test"]), "10.199.0.21");
+    assert_eq!(
+        dig(&net, &["02-00-00-00-00-0c.lab.test"]),
+        pool_ip,
+        "a pool lease gets a name:\n{}",
+        slipway.logs()
+    );
+    assert_eq!(dig(&net, &["nope.lab.test"]), "");
+}

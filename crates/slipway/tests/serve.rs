@@ -52,6 +52,9 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
             file.to_str().unwrap_or_default(),
             "--http-listen",
             "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--no-dhcp",
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

@@ -1,0 +1,547 @@
+//! The tokio side: listeners, hickory's catalog of zone handlers, forwarding, TCP limits.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hickory_proto::op::{Header, MessageType, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType, TSigResponseContext};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use hickory_server::Server;
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::iocompat::AsyncIoTokioAsStd;
+use hickory_server::net::runtime::{Time, TokioTime};
+use hickory_server::net::tcp::TcpStream as DnsTcpStream;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverOpts, ServerOrderingStrategy,
+};
+use hickory_server::server::{
+    Request, RequestHandler, RequestInfo, ResponseHandle, ResponseHandler, ResponseInfo,
+    TimeoutStream,
+};
+use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
+use hickory_server::zone_handler::{
+    AuthLookup, AxfrPolicy, Catalog, LookupControlFlow, LookupError, LookupOptions, LookupRecords,
+    MessageResponse, MessageResponseBuilder, Queries, ZoneHandler, ZoneTransfer, ZoneType,
+};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::{Answer, Error, ZoneHandle};
+
+/// Limits and timeouts of [`serve`]. Start from [`Options::default`] and change fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Most TCP connections open at once; further ones are closed at once (default 128).
+    pub tcp_max_connections: usize,
+    /// A TCP connection that sends no complete query for this long is closed
+    /// (default 10 s).
+    pub tcp_idle_timeout: Duration,
+    /// How long to wait for an upstream's answer per try (default 2 s). A query is
+    /// tried twice (the upstreams in the order given), so with only dead upstreams
+    /// the client gets SERVFAIL after about twice this: 4 s by default, within a
+    /// stub resolver's usual 5 s.
+    pub upstream_timeout: Duration,
+    /// Most forwarded queries in flight at once; beyond it a query gets SERVFAIL at
+    /// once instead of piling up (default 512).
+    pub max_forwarded: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tcp_max_connections: 128,
+            tcp_idle_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(2),
+            max_forwarded: 512,
+        }
+    }
+}
+
+/// The two sockets the server answers on, normally on the same address and port.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The bound UDP socket.
+    pub udp: UdpSocket,
+    /// The bound TCP listener.
+    pub tcp: TcpListener,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on `address`. With port 0 both get the same free port (the
+    /// UDP port is picked first, then TCP takes it; retried a few times if taken).
+    pub async fn bind(address: SocketAddr) -> Result<Listeners, Error> {
+        let bind_error = |source| Error::Bind { address, source };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let udp = UdpSocket::bind(address).await.map_err(bind_error)?;
+            let port = udp.local_addr().map_err(bind_error)?.port();
+            let tcp_address = SocketAddr::new(address.ip(), port);
+            match TcpListener::bind(tcp_address).await {
+                Ok(tcp) => return Ok(Listeners { udp, tcp }),
+                Err(e)
+                    if address.port() == 0
+                        && e.kind() == io::ErrorKind::AddrInUse
+                        && attempts < 16 =>
+                {
+                    continue;
+                }
+                Err(source) => {
+                    return Err(Error::Bind {
+                        address: tcp_address,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The UDP socket's address.
+    pub fn udp_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+
+    /// The TCP listener's address.
+    pub fn tcp_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves the zone on `listeners` until `shutdown` completes, then stops accepting,
+/// gives UDP tasks up to 5 s to finish, closes TCP connections and returns `Ok`.
+///
+/// Names in the zone's origins are answered authoritatively from `zone` (read at
+/// every query, so [`ZoneHandle::set_dynamic`] takes effect at once). Other names
+/// are forwarded to `upstreams` (UDP, then TCP when the answer is truncated; answers
+/// are cached by their TTL), or REFUSED when `upstreams` is empty or the query does
+/// not ask for recursion. Logs one line when it starts.
+///
+/// Returns an error if the forwarder cannot be set up or a listener fails.
+pub async fn serve(
+    listeners: Listeners,
+    zone: ZoneHandle,
+    upstreams: &[SocketAddr],
+    options: &Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let udp_addr = listeners.udp.local_addr().map_err(|e| Error::Serve {
+        reason: format!("UDP socket: {e}"),
+    })?;
+    let tcp_addr = listeners.tcp.local_addr().map_err(|e| Error::Serve {
+        reason: format!("TCP listener: {e}"),
+    })?;
+    let origins = zone.origins();
+    let handler = SharedCatalog {
+        catalog: Arc::new(build_catalog(&zone, &origins, upstreams, options)?),
+        recursion_available: !upstreams.is_empty(),
+    };
+
+    let mut server = Server::new(handler.clone());
+    server.register_socket(listeners.udp);
+    let token = server.shutdown_token().clone();
+    let domain = origins.first().map(ToString::to_string).unwrap_or_default();
+    info!(
+        udp = %udp_addr,
+        tcp = %tcp_addr,
+        %domain,
+        reverse_zones = origins.len().saturating_sub(1),
+        upstreams = ?upstreams,
+        "DNS server listening"
+    );
+
+    let tcp = serve_tcp(
+        listeners.tcp,
+        handler,
+        options.tcp_max_connections,
+        options.tcp_idle_timeout,
+    );
+    let udp = server.block_until_done();
+    tokio::pin!(tcp, udp, shutdown);
+    let result = tokio::select! {
+        () = &mut shutdown => Ok(()),
+        done = &mut udp => Err(Error::Serve {
+            reason: match done {
+                Ok(()) => "the UDP listener stopped".to_string(),
+                Err(e) => format!("UDP listener: {e}"),
+            },
+        }),
+        () = &mut tcp => Err(Error::Serve { reason: "the TCP listener stopped".to_string() }),
+    };
+    token.cancel();
+    if result.is_ok()
+        && tokio::time::timeout(Duration::from_secs(5), udp)
+            .await
+            .is_err()
+    {
+        warn!("DNS: UDP tasks did not finish within 5 s of shutdown");
+    }
+    info!(udp = %udp_addr, tcp = %tcp_addr, "DNS server stopped");
+    result
+}
+
+fn build_catalog(
+    zone: &ZoneHandle,
+    origins: &[Name],
+    upstreams: &[SocketAddr],
+    options: &Options,
+) -> Result<Catalog, Error> {
+    let mut catalog = Catalog::new();
+    for origin in origins {
+        let origin = LowerName::new(origin);
+        let handler = ClusterZoneHandler {
+            origin: origin.clone(),
+            zone: zone.clone(),
+        };
+        catalog.upsert(origin, vec![Arc::new(handler)]);
+    }
+    if !upstreams.is_empty() {
+        let forwarder = BoundedForwarder {
+            inner: forwarder(upstreams, options)?,
+            permits: Semaphore::new(options.max_forwarded.max(1)),
+        };
+        catalog.upsert(LowerName::new(&Name::root()), vec![Arc::new(forwarder)]);
+    }
+    Ok(catalog)
+}
+
+fn forwarder(upstreams: &[SocketAddr], options: &Options) -> Result<ForwardZoneHandler, Error> {
+    let name_servers = upstreams
+        .iter()
+        .map(|upstream| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = upstream.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = upstream.port();
+            NameServerConfig::new(upstream.ip(), true, vec![udp, tcp])
+        })
+        .collect();
+    let mut resolver = ResolverOpts::default();
+    resolver.timeout = options.upstream_timeout;
+    // One retry after the first try (hickory counts retries).
+    resolver.attempts = 1;
+    // Ask the upstreams in the order given, as resolv.conf does.
+    resolver.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
+    let config = ForwardConfig {
+        name_servers,
+        options: Some(resolver),
+    };
+    ForwardZoneHandler::builder_tokio(config)
+        .build()
+        .map_err(|reason| Error::Forwarder { reason })
+}
+
+/// hickory's catalog, shared by the UDP server and the TCP loop.
+#[derive(Clone)]
+struct SharedCatalog {
+    catalog: Arc<Catalog>,
+    /// Whether other names are forwarded: then every answer says "recursion
+    /// available" (RA), the authoritative ones included, as BIND and dnsmasq do.
+    recursion_available: bool,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedCatalog {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        let response_handle = SetRecursionAvailable {
+            inner: response_handle,
+            recursion_available: self.recursion_available,
+        };
+        self.catalog
+            .handle_request::<_, T>(request, response_handle)
+            .await
+    }
+}
+
+/// Sets the RA flag of every response to the server's.
+#[derive(Clone)]
+struct SetRecursionAvailable<R> {
+    inner: R,
+    recursion_available: bool,
+}
+
+#[async_trait::async_trait]
+impl<R: ResponseHandler> ResponseHandler for SetRecursionAvailable<R> {
+    async fn send_response<'a>(
+        &mut self,
+        mut response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        response.metadata_mut().recursion_available = self.recursion_available;
+        self.inner.send_response(response).await
+    }
+}
+
+/// One zone (forward or reverse) of the cluster, answered from the shared [`ZoneHandle`].
+struct ClusterZoneHandler {
+    origin: LowerName,
+    zone: ZoneHandle,
+}
+
+fn refused() -> LookupControlFlow<AuthLookup> {
+    LookupControlFlow::Break(Err(LookupError::from(ResponseCode::Refused)))
+}
+
+#[async_trait::async_trait]
+impl ZoneHandler for ClusterZoneHandler {
+    fn zone_type(&self) -> ZoneType {
+        ZoneType::Primary
+    }
+
+    fn axfr_policy(&self) -> AxfrPolicy {
+        AxfrPolicy::Deny
+    }
+
+    fn origin(&self) -> &LowerName {
+        &self.origin
+    }
+
+    async fn lookup(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        _request_info: Option<&RequestInfo<'_>>,
+        _lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        if matches!(rtype, RecordType::AXFR | RecordType::IXFR) {
+            return refused();
+        }
+        match self.zone.lookup(name, rtype) {
+            Answer::Records {
+                answers,
+                additionals,
+            } => {
+                let additionals =
+                    (!additionals.is_empty()).then_some(LookupRecords::Section(additionals));
+                LookupControlFlow::Break(Ok(AuthLookup::answers(
+                    LookupRecords::Section(answers),
+                    additionals,
+                )))
+            }
+            Answer::NoData { .. } => LookupControlFlow::Break(Err(LookupError::NameExists)),
+            Answer::NxDomain { .. } => {
+                LookupControlFlow::Break(Err(LookupError::from(ResponseCode::NXDomain)))
+            }
+            Answer::NotAuthoritative => refused(),
+        }
+    }
+
+    async fn search(
+        &self,
+        request: &Request,
+        lookup_options: LookupOptions,
+    ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
+        let info = match request.request_info() {
+            Ok(info) => info,
+            Err(e) => return (LookupControlFlow::Break(Err(e)), None),
+        };
+        if info.query.query_class() != DNSClass::IN {
+            return (refused(), None);
+        }
+        let flow = self
+            .lookup(
+                info.query.name(),
+                info.query.query_type(),
+                Some(&info),
+                lookup_options,
+            )
+            .await;
+        (flow, None)
+    }
+
+    async fn nsec_records(
+        &self,
+        _name: &LowerName,
+        _lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        LookupControlFlow::Break(Err(LookupError::from(ResponseCode::NotImp)))
+    }
+
+    async fn zone_transfer(
+        &self,
+        _request: &Request,
+        _lookup_options: LookupOptions,
+        _now: u64,
+    ) -> Option<(
+        Result<ZoneTransfer, LookupError>,
+        Option<TSigResponseContext>,
+    )> {
+        Some((Err(LookupError::from(ResponseCode::Refused)), None))
+    }
+}
+
+/// hickory's forwarder, with a cap on the queries in flight.
+struct BoundedForwarder {
+    inner: ForwardZoneHandler,
+    permits: Semaphore,
+}
+
+impl BoundedForwarder {
+    fn busy(&self) -> LookupControlFlow<AuthLookup> {
+        debug!(
+            limit = self.permits.available_permits(),
+            "DNS: too many forwarded queries in flight, answering SERVFAIL"
+        );
+        LookupControlFlow::Break(Err(LookupError::from(ResponseCode::ServFail)))
+    }
+}
+
+#[async_trait::async_trait]
+impl ZoneHandler for BoundedForwarder {
+    fn zone_type(&self) -> ZoneType {
+        ZoneType::External
+    }
+
+    fn axfr_policy(&self) -> AxfrPolicy {
+        AxfrPolicy::Deny
+    }
+
+    fn origin(&self) -> &LowerName {
+        self.inner.origin()
+    }
+
+    async fn lookup(
+        &self,
+        name: &LowerName,
+        rtype: RecordType,
+        request_info: Option<&RequestInfo<'_>>,
+        lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return self.busy();
+        };
+        self.inner
+            .lookup(name, rtype, request_info, lookup_options)
+            .await
+    }
+
+    async fn search(
+        &self,
+        request: &Request,
+        lookup_options: LookupOptions,
+    ) -> (LookupControlFlow<AuthLookup>, Option<TSigResponseContext>) {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return (self.busy(), None);
+        };
+        self.inner.search(request, lookup_options).await
+    }
+
+    async fn nsec_records(
+        &self,
+        name: &LowerName,
+        lookup_options: LookupOptions,
+    ) -> LookupControlFlow<AuthLookup> {
+        self.inner.nsec_records(name, lookup_options).await
+    }
+
+    async fn zone_transfer(
+        &self,
+        _request: &Request,
+        _lookup_options: LookupOptions,
+        _now: u64,
+    ) -> Option<(
+        Result<ZoneTransfer, LookupError>,
+        Option<TSigResponseContext>,
+    )> {
+        Some((Err(LookupError::from(ResponseCode::Refused)), None))
+    }
+}
+
+/// Accepts TCP connections, at most `max_connections` at once, each closed after
+/// `idle_timeout` without a complete query. Returns only if accepting fails for good.
+async fn serve_tcp(
+    listener: TcpListener,
+    handler: SharedCatalog,
+    max_connections: usize,
+    idle_timeout: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, a connection reset before accept, ...:
+                // transient; wait a little instead of spinning.
+                warn!(%error, "DNS: cannot accept a TCP connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            debug!(%peer, "DNS: too many TCP connections, closing this one");
+            drop(stream);
+            continue;
+        };
+        let handler = handler.clone();
+        connections.spawn(async move {
+            serve_tcp_connection(stream, peer, handler, idle_timeout).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_tcp_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    handler: SharedCatalog,
+    idle_timeout: Duration,
+) {
+    let (dns_stream, stream_handle) = DnsTcpStream::from_stream(AsyncIoTokioAsStd(stream), peer);
+    let mut messages = TimeoutStream::new(dns_stream, idle_timeout);
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                debug!(%peer, %error, "DNS: TCP connection closed");
+                return;
+            }
+        };
+        let (bytes, src) = message.into_parts();
+        let mut response = ResponseHandle::new(src, stream_handle.clone(), Protocol::Tcp);
+        let Ok(header) = Header::read(&mut BinDecoder::new(&bytes)) else {
+            debug!(%peer, "DNS: TCP message without a header, closing");
+            return;
+        };
+        if header.metadata.message_type == MessageType::Response {
+            continue;
+        }
+        match Request::from_bytes(bytes, src, Protocol::Tcp) {
+            Ok(request) => {
+                handler
+                    .handle_request::<_, TokioTime>(&request, response)
+                    .await;
+            }
+            Err(error) => {
+                debug!(%peer, %error, "DNS: malformed query over TCP, answering FORMERR");
+                let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else {
+                    return;
+                };
+                let message = MessageResponseBuilder::new(&queries, None)
+                    .error_msg(&header.metadata, ResponseCode::FormErr);
+                if let Err(error) = response.send_response(message).await {
+                    debug!(%peer, %error, "DNS: cannot answer over TCP");
+                    return;
+                }
+            }
+        }
+    }
+}
