@@ -65,7 +65,11 @@ pub fn install(cluster: &Cluster, node: &Node, boot: &Boot, urls: &Urls) -> Stri
         .collect();
     let mut args = initrd_args;
     args.extend(boot.args.iter().cloned());
-    let _ = writeln!(s, "echo slipway: {} on ${{platform}} ${{buildarch}}, installing", node.hostname);
+    let _ = writeln!(
+        s,
+        "echo slipway: {} on ${{platform}} ${{buildarch}}, installing",
+        node.hostname
+    );
     let _ = writeln!(s, ":retry");
     let _ = writeln!(
         s,

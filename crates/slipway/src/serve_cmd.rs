@@ -32,6 +32,12 @@ pub struct ListenArgs {
     /// Do not run the DHCP server (whatever network.dhcp.mode says).
     #[arg(long)]
     pub no_dhcp: bool,
+    /// TFTP: listen here instead of network.server:69.
+    #[arg(long)]
+    pub tftp_listen: Option<SocketAddr>,
+    /// Do not run the TFTP server.
+    #[arg(long)]
+    pub no_tftp: bool,
     /// DNS: listen here (UDP and TCP) instead of network.server:53.
     #[arg(long)]
     pub dns_listen: Option<SocketAddr>,
@@ -103,6 +109,7 @@ struct Reload {
 /// The running services' handles that a reload updates.
 struct Handles {
     http: Arc<slipway_http::Live>,
+    tftp: Option<Arc<slipway_tftp::MapSource>>,
     dns: Option<slipway_dns::ZoneHandle>,
     dhcp: Option<Arc<Mutex<slipway_dhcp::Server>>>,
     boot_dir: PathBuf,
@@ -142,6 +149,9 @@ impl Reload {
             && let Ok(mut server) = dhcp.lock()
         {
             server.reconfigure(slipway_dhcp::Config::from_cluster(&cluster));
+        }
+        if let Some(map) = &h.tftp {
+            fill_tftp(map, Some(&h.http.current().cluster), &cluster);
         }
         if let Some(dns) = &h.dns {
             match slipway_dns::Zone::from_cluster(&cluster) {
@@ -208,6 +218,47 @@ async fn run(
             .await
             .context("HTTP service")
     });
+
+    // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
+    let mut tftp_map = None;
+    if !listen.no_tftp {
+        let map = Arc::new(slipway_tftp::MapSource::new());
+        fill_tftp(&map, None, &cluster);
+        tftp_map = Some(map.clone());
+        let mut layers: Vec<Arc<dyn slipway_tftp::Source>> = vec![map];
+        let mut dirs = vec![
+            listen.boot_dir.clone(),
+            "/usr/lib/PXELINUX".into(),
+            "/usr/lib/syslinux/modules/bios".into(),
+        ];
+        if let slipway_cluster::AssetSource::Mirror(dir) = &cluster.os.assets {
+            dirs.push(dir.clone());
+        }
+        for dir in dirs {
+            match slipway_tftp::DirSource::new(&dir) {
+                Ok(source) => layers.push(Arc::new(source)),
+                Err(e) => {
+                    tracing::debug!(dir = %dir.display(), "TFTP: not serving this directory: {e}")
+                }
+            }
+        }
+        let addr = listen
+            .tftp_listen
+            .unwrap_or(SocketAddr::new(cluster.network.server.into(), 69));
+        let config = slipway_tftp::Config::default();
+        let source: Arc<dyn slipway_tftp::Source> = Arc::new(slipway_tftp::Layered::new(layers));
+        // Bind now so a taken port stops the start; the server takes the socket over.
+        let socket = std::net::UdpSocket::bind(addr)
+            .with_context(|| format!("TFTP: cannot listen on {addr}"))?;
+        let local = socket.local_addr().context("TFTP address")?;
+        println!("tftp listening on {local}");
+        let rx = stop_rx.clone();
+        tasks.spawn(async move {
+            slipway_tftp::serve(socket, source, config, stopped(rx))
+                .await
+                .context("TFTP server")
+        });
+    }
 
     // DNS.
     let mut zone_handle = None;
@@ -295,6 +346,7 @@ async fn run(
 
     let handles = Handles {
         http: live,
+        tftp: tftp_map,
         dns: zone_handle,
         dhcp: dhcp_handle,
         boot_dir: listen.boot_dir.clone(),
@@ -327,6 +379,44 @@ async fn run(
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// The generated TFTP files of `cluster`: pxelinux and GRUB configs per node, and
+/// pxelinux's `default`.
+fn tftp_files(cluster: &Cluster) -> Vec<(String, String)> {
+    let urls = slipway_render::Urls::new(cluster);
+    let mut files = vec![(
+        "pxelinux.cfg/default".to_string(),
+        slipway_render::pxelinux::default_config(),
+    )];
+    for node in &cluster.nodes {
+        let boot = slipway_render::boot::install(cluster, node, &urls);
+        files.push((
+            slipway_render::pxelinux::file_name(node),
+            slipway_render::pxelinux::install(cluster, node, &boot, &urls),
+        ));
+        files.push((
+            slipway_render::grub::file_name(node),
+            slipway_render::grub::install(cluster, node, &boot, &urls),
+        ));
+    }
+    files
+}
+
+/// Publishes `cluster`'s generated files in `map`, withdrawing those of `old` that are
+/// gone (nodes removed from the file).
+fn fill_tftp(map: &slipway_tftp::MapSource, old: Option<&Cluster>, cluster: &Cluster) {
+    let wanted = tftp_files(cluster);
+    for (path, text) in &wanted {
+        if let Err(e) = map.insert(path, text.as_bytes().to_vec()) {
+            tracing::warn!(path, "TFTP: cannot publish a generated file: {e:?}");
+        }
+    }
+    for (path, _) in old.map(tftp_files).unwrap_or_default() {
+        if !wanted.iter().any(|(p, _)| *p == path) {
+            map.remove(&path);
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -55,6 +55,8 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
             "--dns-listen",
             "127.0.0.1:0",
             "--no-dhcp",
+            "--tftp-listen",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

@@ -1,0 +1,445 @@
+//! The tokio driver: sockets, timers and tasks around the sans-IO core.
+//!
+//! One listening socket (port 69, or any port) receives requests and hands them to an
+//! [`Endpoint`]. Each accepted request runs as its own task with its own ephemeral UDP
+//! socket (a new TID, as RFC 1350 asks), bound to the listening socket's IP address
+//! (and interface, when one is configured), driving a [`Transfer`]. Refusals of
+//! malformed or forbidden requests are answered from the listening socket; a file the
+//! source does not serve is answered from the transfer's socket.
+//!
+//! Logging (`tracing`): one `info` line per completed transfer (client, file, bytes,
+//! duration, blksize, windowsize, resent blocks); `warn` for refused requests (write
+//! requests, `..`, bad modes, access denied), transfers that time out or fail to read,
+//! and requests dropped at the transfer cap; `info` for files not found (pxelinux
+//! probes a dozen names per boot: that is not a problem); `debug` for a client ending
+//! a transfer right after the OACK (the firmware `tsize` probe), retransmitted
+//! requests and ignored datagrams.
+//!
+//! Disk reads happen synchronously in the transfer's task, a window at a time (at most
+//! `windowsize` × `blksize` bytes per wake-up, usually from the page cache); opening a
+//! file runs on tokio's blocking pool.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::{debug, error, info, warn};
+
+use crate::Config;
+use crate::request::{Accept, Endpoint, Ignored, Request, TransferId};
+use crate::source::{Content, OpenError, Source};
+use crate::transfer::{Outcome, Transfer};
+use crate::wire::{ErrorCode, Repr};
+
+/// How long running transfers get to end (each sends its client an ERROR) after the
+/// shutdown future resolves; then they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A running transfer always has a deadline; this stands for "none" (never reached).
+const IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// The listening socket for [`serve`]: an address to bind, or a socket already bound.
+#[derive(Debug)]
+pub enum Listen {
+    /// Bind this address (port 69 needs root or `CAP_NET_BIND_SERVICE`).
+    Addr(SocketAddr),
+    /// A bound std socket (its blocking mode is changed).
+    Std(std::net::UdpSocket),
+    /// A bound tokio socket.
+    Tokio(UdpSocket),
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Listen {
+        Listen::Addr(addr)
+    }
+}
+
+impl From<std::net::UdpSocket> for Listen {
+    fn from(socket: std::net::UdpSocket) -> Listen {
+        Listen::Std(socket)
+    }
+}
+
+impl From<UdpSocket> for Listen {
+    fn from(socket: UdpSocket) -> Listen {
+        Listen::Tokio(socket)
+    }
+}
+
+/// Why [`serve`] could not run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listening address could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// `SO_BINDTODEVICE` failed.
+    BindDevice {
+        /// The interface.
+        interface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Any other socket error while setting up.
+    Socket(io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Bind { addr, source } => {
+                write!(f, "cannot bind the TFTP socket to {addr}: {source}")?;
+                match source.kind() {
+                    io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+                        write!(f, " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+                    }
+                    io::ErrorKind::AddrInUse => write!(
+                        f,
+                        " (another TFTP server, e.g. tftpd-hpa or dnsmasq, may be running)"
+                    ),
+                    io::ErrorKind::AddrNotAvailable => {
+                        write!(f, " (no local interface has this address)")
+                    }
+                    _ => Ok(()),
+                }
+            }
+            ServeError::BindDevice { interface, source } => {
+                write!(
+                    f,
+                    "cannot bind the TFTP sockets to interface {interface:?} (SO_BINDTODEVICE): {source}"
+                )?;
+                if source.kind() == io::ErrorKind::PermissionDenied {
+                    write!(
+                        f,
+                        " (needs CAP_NET_RAW: run as root, grant the capability, or leave the \
+                         interface unset and listen on the interface's address instead)"
+                    )?;
+                } else if source.raw_os_error() == Some(19) {
+                    // ENODEV
+                    write!(f, " (no such interface)")?;
+                }
+                Ok(())
+            }
+            ServeError::Socket(source) => write!(f, "TFTP socket error: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Bind { source, .. }
+            | ServeError::BindDevice { source, .. }
+            | ServeError::Socket(source) => Some(source),
+        }
+    }
+}
+
+fn bind_device(socket: &Socket, interface: Option<&str>) -> Result<(), ServeError> {
+    if let Some(interface) = interface {
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(|source| ServeError::BindDevice {
+                interface: interface.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// A UDP socket bound to `addr` (and to `interface`), non-blocking, for tokio.
+fn udp_socket(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, ServeError> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(ServeError::Socket)?;
+    bind_device(&socket, interface)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    socket.set_nonblocking(true).map_err(ServeError::Socket)?;
+    UdpSocket::from_std(socket.into()).map_err(ServeError::Socket)
+}
+
+fn listener(listen: Listen, config: &Config) -> Result<UdpSocket, ServeError> {
+    let interface = config.interface.as_deref();
+    match listen {
+        Listen::Addr(addr) => udp_socket(addr, interface),
+        Listen::Std(socket) => {
+            if let Some(interface) = interface {
+                SockRef::from(&socket)
+                    .bind_device(Some(interface.as_bytes()))
+                    .map_err(|source| ServeError::BindDevice {
+                        interface: interface.to_owned(),
+                        source,
+                    })?;
+            }
+            socket.set_nonblocking(true).map_err(ServeError::Socket)?;
+            UdpSocket::from_std(socket).map_err(ServeError::Socket)
+        }
+        Listen::Tokio(socket) => {
+            if let Some(interface) = interface {
+                SockRef::from(&socket)
+                    .bind_device(Some(interface.as_bytes()))
+                    .map_err(|source| ServeError::BindDevice {
+                        interface: interface.to_owned(),
+                        source,
+                    })?;
+            }
+            Ok(socket)
+        }
+    }
+}
+
+/// Serves read requests until `shutdown` resolves; then running transfers end (their
+/// clients get an ERROR) within a short grace period.
+///
+/// Returns an error only when the listening socket cannot be set up; everything that
+/// happens to one transfer is logged, never returned.
+///
+/// Bind the listening socket to slipway's own address (not `0.0.0.0`): transfer
+/// sockets are bound to the same IP, so replies leave from the address the client
+/// asked. With `0.0.0.0` the kernel picks the source address of each reply by route,
+/// which is right on a host with one address per subnet only.
+pub async fn serve<F>(
+    listen: impl Into<Listen>,
+    source: Arc<dyn Source>,
+    config: Config,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()>,
+{
+    let socket = listener(listen.into(), &config)?;
+    let local = socket.local_addr().map_err(ServeError::Socket)?;
+    info!(%local, interface = config.interface.as_deref().unwrap_or("-"), "TFTP server listening");
+
+    let config = Arc::new(config);
+    let mut endpoint = Endpoint::new(&config);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (SocketAddr, TransferId)> = HashMap::new();
+    let mut handles: HashMap<TransferId, AbortHandle> = HashMap::new();
+    let mut buf = vec![0u8; 2048];
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match joined {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        if e.is_panic() {
+                            error!("TFTP transfer task panicked: {e}");
+                        }
+                        e.id()
+                    }
+                };
+                if let Some((client, transfer)) = running.remove(&id) {
+                    endpoint.finished(client, transfer);
+                    handles.remove(&transfer);
+                }
+            }
+            received = socket.recv_from(&mut buf) => {
+                let (len, client) = match received {
+                    Ok(received) => received,
+                    Err(e) => {
+                        debug!("TFTP listening socket: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let datagram = buf.get(..len).unwrap_or(&[]);
+                match endpoint.handle(client, datagram) {
+                    Accept::Start { id, request, replaces } => {
+                        if let Some(old) = replaces {
+                            debug!(%client, "new request from the same port: stopping its previous transfer");
+                            if let Some(handle) = handles.remove(&old) {
+                                handle.abort();
+                            }
+                        }
+                        let job = Job {
+                            client,
+                            request,
+                            source: source.clone(),
+                            config: config.clone(),
+                            local_ip: local.ip(),
+                            cancel: cancel_rx.clone(),
+                        };
+                        let handle = tasks.spawn(job.run());
+                        running.insert(handle.id(), (client, id));
+                        handles.insert(id, handle);
+                    }
+                    Accept::Refuse(refusal) => {
+                        warn!(%client, reason = %refusal, "TFTP request refused");
+                        if let Err(e) = socket.send_to(&refusal.reply(), client).await {
+                            debug!(%client, "cannot send the refusal: {e}");
+                        }
+                    }
+                    Accept::Ignore(Ignored::Busy) => {
+                        warn!(%client, max_transfers = config.max_transfers,
+                            "TFTP request dropped: too many transfers running (the client will retry)");
+                    }
+                    Accept::Ignore(reason) => debug!(%client, ?reason, "TFTP datagram ignored"),
+                }
+            }
+        }
+    }
+
+    info!(running = tasks.len(), "TFTP server stopping");
+    let _ = cancel_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+    }
+    Ok(())
+}
+
+/// One accepted request, run as a task.
+struct Job {
+    client: SocketAddr,
+    request: Request,
+    source: Arc<dyn Source>,
+    config: Arc<Config>,
+    local_ip: IpAddr,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Job {
+    async fn run(self) {
+        let Job {
+            client,
+            request,
+            source,
+            config,
+            local_ip,
+            mut cancel,
+        } = self;
+        let started = Instant::now();
+        let file = request.path.clone();
+        let socket = match udp_socket(SocketAddr::new(local_ip, 0), config.interface.as_deref()) {
+            Ok(socket) => socket,
+            Err(e) => {
+                warn!(%client, %file, "cannot open a socket for the transfer: {e}");
+                return;
+            }
+        };
+
+        let path = request.path.clone();
+        let opened = tokio::task::spawn_blocking(move || source.open(&path, client)).await;
+        let content: Content = match opened {
+            Ok(Ok(content)) => content,
+            Ok(Err(e)) => {
+                match &e {
+                    OpenError::NotFound => info!(%client, %file, "TFTP file not found"),
+                    _ => warn!(%client, %file, reason = %e, "TFTP request refused"),
+                }
+                let mut out = Vec::new();
+                Repr::Error {
+                    code: e.error_code(),
+                    message: e.message(),
+                }
+                .emit(&mut out);
+                let _ = socket.send_to(&out, client).await;
+                return;
+            }
+            Err(e) => {
+                warn!(%client, %file, "opening the file failed: {e}");
+                let mut out = Vec::new();
+                Repr::Error {
+                    code: ErrorCode::NotDefined,
+                    message: "cannot read file",
+                }
+                .emit(&mut out);
+                let _ = socket.send_to(&out, client).await;
+                return;
+            }
+        };
+
+        let mut transfer = Transfer::new(Instant::now(), client, &request, content, &config);
+        let negotiated = *transfer.negotiated();
+        let mut out = Vec::with_capacity(usize::from(negotiated.blksize) + 4);
+        let mut input = vec![0u8; 1024];
+        // One timer for the whole transfer, moved to each new deadline.
+        let timer = tokio::time::sleep(IDLE);
+        tokio::pin!(timer);
+        loop {
+            while let Some(transmit) = transfer.poll_transmit(&mut out) {
+                if let Err(e) = socket.send_to(&out, transmit.destination).await {
+                    debug!(%client, "send to {}: {e}", transmit.destination);
+                }
+            }
+            if transfer.is_finished() {
+                break;
+            }
+            let deadline = transfer
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + IDLE);
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            tokio::select! {
+                received = socket.recv_from(&mut input) => match received {
+                    Ok((len, from)) => {
+                        transfer.handle(Instant::now(), from, input.get(..len).unwrap_or(&[]));
+                    }
+                    Err(e) => debug!(%client, "transfer socket: {e}"),
+                },
+                () = &mut timer => transfer.handle_timeout(Instant::now()),
+                _ = cancel.changed() => transfer.cancel("server shutting down"),
+            }
+        }
+
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let stats = transfer.stats();
+        let (blksize, windowsize) = (negotiated.blksize, negotiated.windowsize);
+        match transfer.outcome() {
+            Some(Outcome::Complete) => info!(
+                %client, %file, bytes = transfer.size(), duration_ms, blksize, windowsize,
+                resent = stats.data_resent, "TFTP transfer complete"
+            ),
+            Some(Outcome::ClientError {
+                code,
+                message,
+                before_data: true,
+            }) => debug!(
+                %client, %file, %code, message, tsize = ?negotiated.tsize,
+                "TFTP client ended the transfer after the OACK (size probe)"
+            ),
+            Some(Outcome::ClientError { code, message, .. }) => info!(
+                %client, %file, %code, message, bytes_acked = transfer.bytes_acked(), duration_ms,
+                "TFTP transfer aborted by the client"
+            ),
+            Some(Outcome::TimedOut) => warn!(
+                %client, %file, bytes_acked = transfer.bytes_acked(), size = transfer.size(),
+                duration_ms, timeouts = stats.timeouts, "TFTP transfer timed out"
+            ),
+            Some(Outcome::ReadFailed(e)) => {
+                warn!(%client, %file, error = %e, "TFTP transfer failed: read error")
+            }
+            Some(Outcome::Truncated) => {
+                warn!(%client, %file, "TFTP transfer failed: the file shrank while being sent")
+            }
+            Some(Outcome::Cancelled) => {
+                info!(%client, %file, bytes_acked = transfer.bytes_acked(), "TFTP transfer cancelled")
+            }
+            None => {}
+        }
+    }
+}
