@@ -142,6 +142,51 @@ fn kubeadm_unit(cluster: &Cluster, node: &Node) -> String {
     )
 }
 
+/// The pause (sandbox) image kubeadm expects for `version`, from the cluster's image
+/// repository (so an air-gapped site never reaches for registry.k8s.io).
+pub fn pause_image(cluster: &Cluster) -> String {
+    let minor = cluster
+        .kubernetes
+        .version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0);
+    let tag = match minor {
+        31.. => "3.10",
+        29..=30 => "3.9",
+        27..=28 => "3.9",
+        _ => "3.8",
+    };
+    format!("{}/pause:{tag}", cluster.kubernetes.image_repository)
+}
+
+/// containerd's configuration: the systemd cgroup driver the kubelet is set to, the
+/// pause image from the cluster's repository, and registry mirrors read from
+/// `/etc/containerd/certs.d`.
+fn containerd_config(cluster: &Cluster) -> String {
+    let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+    [
+        "# slipway: containerd for Kubernetes".to_string(),
+        "version = 2".into(),
+        String::new(),
+        format!("[{cri}]"),
+        format!("  sandbox_image = \"{}\"", pause_image(cluster)),
+        String::new(),
+        format!("[{cri}.containerd.runtimes.runc]"),
+        "  runtime_type = \"io.containerd.runc.v2\"".into(),
+        String::new(),
+        format!("[{cri}.containerd.runtimes.runc.options]"),
+        "  SystemdCgroup = true".into(),
+        String::new(),
+        format!("[{cri}.registry]"),
+        "  config_path = \"/etc/containerd/certs.d\"".into(),
+        String::new(),
+    ]
+    .join("\n")
+}
+
 fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
     let server = if upstream == "docker.io" {
         "https://registry-1.docker.io".to_string()
@@ -189,6 +234,17 @@ pub fn provision(
             mode: 0o644,
         });
     }
+    files.push(File {
+        path: "/etc/containerd/config.toml".into(),
+        contents: containerd_config(cluster),
+        mode: 0o644,
+    });
+    // Flatcar's containerd reads /usr/share/containerd/config.toml unless told otherwise.
+    files.push(File {
+        path: "/etc/systemd/system/containerd.service.d/10-slipway.conf".into(),
+        contents: "[Service]\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n".into(),
+        mode: 0o644,
+    });
     for (upstream, mirrors) in &cluster.kubernetes.registry_mirrors {
         files.push(File {
             path: format!("/etc/containerd/certs.d/{upstream}/hosts.toml"),
