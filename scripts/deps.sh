@@ -25,6 +25,7 @@ NEEDED=(
   dhclient:isc-dhcp-client
   perfdhcp:kea-admin
   dig:bind9-dnsutils
+  python3:python3
   # Real boots: QEMU VMs (SeaBIOS + iPXE ROM, OVMF) PXE-booting through slipway.
   qemu-system-x86_64:qemu-system-x86
   /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf

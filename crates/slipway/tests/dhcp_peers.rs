@@ -465,3 +465,123 @@ fn dns_serves_nodes_the_api_name_and_names_of_pool_leases() {
     );
     assert_eq!(dig(&net, &["nope.lab.test"]), "");
 }
+
+/// Runs the PXE client script in `ns`; returns its JSON report.
+fn pxe_client(lab: &Lab, ns: &str, mac: &str, arch: u16) -> serde_json::Value {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pxe_client.py");
+    let out = lab
+        .cmd(ns, "python3")
+        .arg(script)
+        .args([mac, &arch.to_string(), "2"])
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn proxy_mode_beside_the_sites_dnsmasq() {
+    let mut lab = Lab::new();
+    let server = lab.host("s", "52:54:00:99:00:fe", Some("10.199.0.1/24"));
+    let site = lab.host("d", "52:54:00:99:00:fd", Some("10.199.0.2/24"));
+    let client = lab.host("c", "52:54:00:99:00:01", None);
+    let proxy = CLUSTER
+        .replace("{mode: authoritative, unknown_machines: UNKNOWN, pool: 10.199.0.100-10.199.0.250, lease_time: 1h}", "{mode: proxy}");
+    let file = lab.file("cluster.yaml", &proxy);
+    // The site's DHCP server hands out addresses and knows nothing of PXE.
+    let leases = lab.dir.join("dnsmasq.leases");
+    let mut dnsmasq = lab
+        .cmd(&site, "dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--port=0",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--no-ping",
+            "--log-dhcp",
+        ])
+        .args([
+            "--dhcp-range=10.199.0.100,10.199.0.150,255.255.255.0,1h",
+            "--conf-file=/dev/null",
+        ])
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("dnsmasq: {e}"));
+    let state = lab.dir.join("state");
+    let slipway = Slipway::start(
+        &lab,
+        &server,
+        &file,
+        &state,
+        &["--http-listen", "10.199.0.1:8080"],
+    );
+
+    // The machine's PXE firmware sees two offers: an address from the site, boot
+    // information (and no address) from slipway; then asks slipway on 4011.
+    support::run(&[
+        "ip",
+        "-n",
+        &client,
+        "addr",
+        "add",
+        "10.199.0.199/24",
+        "dev",
+        "eth0",
+    ]);
+    let report = pxe_client(&lab, &client, "52:54:00:99:00:01", 7);
+    let offers = report["offers"].as_array().cloned().unwrap_or_default();
+    let from_site = offers
+        .iter()
+        .find(|o| o["server_id"] == "10.199.0.2")
+        .unwrap_or_else(|| panic!("no offer from dnsmasq: {report}"));
+    assert!(
+        from_site["yiaddr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("10.199.0.1")),
+        "{report}"
+    );
+    let from_us = offers
+        .iter()
+        .find(|o| o["server_id"] == "10.199.0.1")
+        .unwrap_or_else(|| panic!("no proxy offer: {report}\n{}", slipway.logs()));
+    assert_eq!(
+        from_us["yiaddr"], "0.0.0.0",
+        "a proxy never hands out addresses"
+    );
+    assert_eq!(from_us["bootfile"], "snponly.efi");
+    assert_eq!(from_us["vendor_class"], "PXEClient");
+    assert_eq!(report["proxy_ack"]["type"], 5, "ACK on 4011: {report}");
+    assert_eq!(report["proxy_ack"]["bootfile"], "snponly.efi");
+
+    // A machine slipway does not know gets the site's address but nothing from slipway.
+    support::run(&[
+        "ip",
+        "-n",
+        &client,
+        "link",
+        "set",
+        "eth0",
+        "address",
+        "02:00:00:00:00:44",
+    ]);
+    let report = pxe_client(&lab, &client, "02:00:00:00:00:44", 7);
+    let offers = report["offers"].as_array().cloned().unwrap_or_default();
+    assert!(
+        offers.iter().any(|o| o["server_id"] == "10.199.0.2"),
+        "{report}"
+    );
+    assert!(
+        !offers.iter().any(|o| o["server_id"] == "10.199.0.1"),
+        "slipway answered a stranger: {report}"
+    );
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+}
