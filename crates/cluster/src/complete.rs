@@ -648,6 +648,10 @@ fn profiles(specs: &[ProfileSpec], d: &mut Diagnostics) -> Vec<(Profile, Span)> 
                 selector,
                 install_disk: p.install_disk.as_ref().map(|x| x.value.clone()),
                 kernel_args: p.kernel_args.clone(),
+                boot_files: BootFiles {
+                    bios: p.boot_files.bios.as_ref().map(|s| s.value.clone()),
+                    uefi: p.boot_files.uefi.as_ref().map(|s| s.value.clone()),
+                },
                 metadata: p.metadata.clone(),
             },
             name.span,
@@ -779,6 +783,21 @@ fn nodes(
             .clone()
             .or_else(|| profile.and_then(|p| p.kernel_args.clone()))
             .unwrap_or_default();
+        let inherited = profile.map(|p| p.boot_files.clone()).unwrap_or_default();
+        let boot_files = BootFiles {
+            bios: n
+                .boot_files
+                .bios
+                .as_ref()
+                .map(|s| s.value.clone())
+                .or(inherited.bios),
+            uefi: n
+                .boot_files
+                .uefi
+                .as_ref()
+                .map(|s| s.value.clone())
+                .or(inherited.uefi),
+        };
         let mut metadata = profile.map(|p| p.metadata.clone()).unwrap_or_default();
         metadata.extend(n.metadata.clone());
         let bmc = n.bmc.as_ref().map(|b| Bmc {
@@ -830,6 +849,7 @@ fn nodes(
             roles,
             install_disk: disk,
             kernel_args,
+            boot_files,
             labels,
             taints: n.taints.clone(),
             profile: profile.map(|p| p.name.clone()),

@@ -297,6 +297,28 @@ pub struct Profile {
     pub kernel_args: Option<Vec<String>>,
     /// Metadata its nodes inherit.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Boot programs for its nodes.
+    #[serde(skip_serializing_if = "BootFiles::is_empty")]
+    pub boot_files: BootFiles,
+}
+
+/// Boot programs handed to PXE firmware instead of the defaults (iPXE's
+/// `undionly.kpxe` and `snponly.efi`), e.g. `pxelinux.0` for sites that keep syslinux.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct BootFiles {
+    /// For BIOS PXE (client architecture 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bios: Option<String>,
+    /// For x86-64 UEFI PXE (client architectures 7 and 9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uefi: Option<String>,
+}
+
+impl BootFiles {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.bios.is_none() && self.uefi.is_none()
+    }
 }
 
 /// Matches nodes; every given term must hold. More terms = more specific.
@@ -405,6 +427,9 @@ pub struct Node {
     pub install_disk: String,
     /// Kernel arguments added after the OS's.
     pub kernel_args: Vec<String>,
+    /// Boot programs for its firmware, when not the defaults.
+    #[serde(skip_serializing_if = "BootFiles::is_empty")]
+    pub boot_files: BootFiles,
     /// Kubernetes labels.
     pub labels: BTreeMap<String, String>,
     /// Kubernetes taints.

@@ -186,8 +186,41 @@ pub struct ProfileSpec {
     pub kernel_args: Option<Vec<String>>,
     /// Metadata.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Boot programs.
+    pub boot_files: BootFilesSpec,
     /// Where the entry is.
     pub span: Span,
+}
+
+/// `boot_files:` of a profile or node.
+#[derive(Debug, Default)]
+pub struct BootFilesSpec {
+    /// BIOS.
+    pub bios: S<String>,
+    /// UEFI.
+    pub uefi: S<String>,
+}
+
+fn boot_files(n: &Node, d: &mut Diagnostics) -> BootFilesSpec {
+    let mut out = BootFilesSpec::default();
+    let Some(mut f) = Fields::new(n, "`boot_files`", d) else {
+        return out;
+    };
+    for (key, slot) in [("bios", &mut out.bios), ("uefi", &mut out.uefi)] {
+        *slot = f.get(key).and_then(|v| string(v, "a boot file", d));
+        if let Some(s) = slot.as_ref() {
+            let ok = !s.value.is_empty()
+                && !s.value.starts_with('/')
+                && !s.value.split('/').any(|c| c == ".." || c.is_empty())
+                && s.value.len() <= 127
+                && s.value.is_ascii();
+            if !ok {
+                d.error(s.span, format!("boot file `{}` must be a relative path on the TFTP server (at most 127 characters)", s.value));
+            }
+        }
+    }
+    f.finish(d);
+    out
 }
 
 /// One entry of `nodes:`.
@@ -213,6 +246,8 @@ pub struct NodeSpec {
     pub taints: Vec<Taint>,
     /// Explicit profile.
     pub profile: S<String>,
+    /// Boot programs.
+    pub boot_files: BootFilesSpec,
     /// BMC.
     pub bmc: Option<BmcSpec>,
     /// Metadata.
@@ -657,6 +692,10 @@ fn profile(n: &Node, d: &mut Diagnostics) -> Option<ProfileSpec> {
     out.kernel_args = f
         .get("kernel_args")
         .map(|v| strings(v, "a profile's `kernel_args`", d));
+    out.boot_files = f
+        .get("boot_files")
+        .map(|v| boot_files(v, d))
+        .unwrap_or_default();
     out.metadata = f
         .get("metadata")
         .map(|v| object(v, "a profile's `metadata`", d))
@@ -705,6 +744,10 @@ fn node(n: &Node, d: &mut Diagnostics) -> Option<NodeSpec> {
         .get("install_disk")
         .and_then(|v| string(v, "`install_disk`", d));
     out.kernel_args = f.get("kernel_args").map(|v| strings(v, "`kernel_args`", d));
+    out.boot_files = f
+        .get("boot_files")
+        .map(|v| boot_files(v, d))
+        .unwrap_or_default();
     out.labels = f
         .get("labels")
         .map(|v| string_map(v, "label", d))

@@ -321,3 +321,18 @@ fn endpoint_and_subnet_relations() {
         ["14:19: error: service subnet 10.99.0.0/16 overlaps the node subnet 10.99.0.0/24"]
     );
 }
+
+#[test]
+fn boot_files_are_relative_tftp_paths() {
+    assert_eq!(
+        check(&[(
+            "    ip: 10.99.0.21",
+            "    ip: 10.99.0.21\n    boot_files: {bios: /srv/tftp/pxelinux.0, uefi: ../x.efi, arm: y}"
+        )]),
+        [
+            "25:24: error: boot file `/srv/tftp/pxelinux.0` must be a relative path on the TFTP server (at most 127 characters)",
+            "25:52: error: boot file `../x.efi` must be a relative path on the TFTP server (at most 127 characters)",
+            "25:62: error: unknown key `arm` in `boot_files`",
+        ]
+    );
+}

@@ -101,6 +101,8 @@ pub struct Reservation {
     pub ip: Ipv4Addr,
     /// Its hostname.
     pub hostname: String,
+    /// Boot programs instead of the defaults (profile or node `boot_files`).
+    pub boot: slipway_cluster::BootFiles,
 }
 
 /// Everything the server needs, derived from the cluster.
@@ -157,6 +159,7 @@ impl Config {
                         Reservation {
                             ip: n.ip,
                             hostname: n.hostname.clone(),
+                            boot: n.boot_files.clone(),
                         },
                     )
                 })
@@ -563,10 +566,13 @@ impl Server {
                 p.set(code::VENDOR_CLASS, b"PXEClient".to_vec());
                 // PXE discovery control 8: boot the file given here, no boot server discovery.
                 p.set(code::VENDOR_SPECIFIC, vec![6, 1, 8, 255]);
+                let own = self.config.reservations.get(&mac).map(|r| &r.boot);
                 if classify(req) == Client::Bios {
-                    b.bios.clone()
+                    own.and_then(|o| o.bios.clone())
+                        .unwrap_or_else(|| b.bios.clone())
                 } else {
-                    b.uefi.clone()
+                    own.and_then(|o| o.uefi.clone())
+                        .unwrap_or_else(|| b.uefi.clone())
                 }
             }
         };

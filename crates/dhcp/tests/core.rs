@@ -468,3 +468,47 @@ fn garbage_is_dropped_silently() {
     no_type.options.clear();
     assert!(handle(&mut s, 0, &no_type).is_empty());
 }
+
+#[test]
+fn boot_files_can_be_overridden_per_profile_and_node() {
+    let text = CLUSTER.replace("MODE", "authoritative").replace("UNKNOWN", "ignore").replace(
+        "nodes:\n",
+        "profiles:\n  - {name: syslinux, selector: {role: worker}, boot_files: {bios: pxelinux.0}}\nnodes:\n",
+    ) + "  - {mac: 52:54:00:99:00:03, hostname: w2, ip: 10.99.0.23, boot_files: {uefi: ipxe.efi}}\n";
+    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
+    let c = loaded
+        .valid()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
+    let mut s = Server::new(Config::from_cluster(&c), vec![]);
+    let boot = |s: &mut Server, m: MacAddr, arch: u8| {
+        let mut d = request(MessageType::Discover, m);
+        d.set(code::CLIENT_ARCH, vec![0, arch]);
+        d.set(
+            code::VENDOR_CLASS,
+            format!("PXEClient:Arch:{arch:05}").into_bytes(),
+        );
+        one(&handle(s, 0, &d)).0.file_field()
+    };
+    assert_eq!(
+        boot(&mut s, mac(1), 0),
+        "undionly.kpxe",
+        "control plane: the default"
+    );
+    assert_eq!(
+        boot(&mut s, mac(2), 0),
+        "pxelinux.0",
+        "worker: the profile's"
+    );
+    assert_eq!(
+        boot(&mut s, mac(2), 7),
+        "snponly.efi",
+        "the profile says nothing for UEFI"
+    );
+    assert_eq!(
+        boot(&mut s, mac(3), 0),
+        "pxelinux.0",
+        "w2 keeps the profile's BIOS file"
+    );
+    assert_eq!(boot(&mut s, mac(3), 7), "ipxe.efi", "and its own UEFI file");
+}
