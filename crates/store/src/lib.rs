@@ -86,7 +86,18 @@ pub trait LeaseStore: Send + Sync {
     fn remove(&self, mac: MacAddr) -> Result<(), StoreError>;
 }
 
+/// Where machines' lives are kept. Every `put_machine` is durable when it returns.
+pub trait MachineStore: Send + Sync {
+    /// Every machine slipway has seen.
+    fn machines(&self) -> Result<Vec<Machine>, StoreError>;
+    /// Stores (or replaces) `machine`.
+    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError>;
+}
+
+pub use slipway_lifecycle::Machine;
+
 const LEASES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leases");
+const MACHINES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("machines");
 
 /// The embedded store: one redb file.
 pub struct RedbStore {
@@ -104,6 +115,7 @@ impl RedbStore {
             .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(LEASES).map_err(db_err)?;
+        tx.open_table(MACHINES).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(RedbStore { db })
     }
@@ -146,10 +158,59 @@ impl LeaseStore for RedbStore {
     }
 }
 
+impl MachineStore for RedbStore {
+    fn machines(&self) -> Result<Vec<Machine>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(MACHINES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            let (_, v) = row.map_err(db_err)?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(machine).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(MACHINES).map_err(db_err)?;
+            table
+                .insert(&machine.mac.octets()[..], &bytes[..])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+}
+
 /// An in-memory store (tests, `--state-dir` not wanted). Not durable.
 #[derive(Default)]
 pub struct MemoryStore {
     leases: Mutex<BTreeMap<MacAddr, Lease>>,
+    machines: Mutex<BTreeMap<MacAddr, Machine>>,
+}
+
+impl MachineStore for MemoryStore {
+    fn machines(&self) -> Result<Vec<Machine>, StoreError> {
+        Ok(self
+            .machines
+            .lock()
+            .map_err(|_| db_err("poisoned"))?
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
+        self.machines
+            .lock()
+            .map_err(|_| db_err("poisoned"))?
+            .insert(machine.mac, machine.clone());
+        Ok(())
+    }
 }
 
 impl LeaseStore for MemoryStore {
@@ -208,6 +269,13 @@ mod tests {
         }
         let s = RedbStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.leases().unwrap_or_default(), vec![lease(1, 7)]);
+        let mut m = Machine::new(MacAddr([2, 0, 0, 0, 0, 1]));
+        m.apply(5, slipway_lifecycle::Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
+        s.put_machine(&m).unwrap_or_else(|e| panic!("{e}"));
+        drop(s);
+        let s = RedbStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.machines().unwrap_or_default(), vec![m]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

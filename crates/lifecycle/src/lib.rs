@@ -1,0 +1,527 @@
+//! Every machine's life, as a pure state machine:
+//!
+//! ```text
+//! unknown ─DHCP─▶ discovered ─boot script─▶ booting ─install config─▶ installing
+//!    ─"installed" report─▶ installed ─"ready" report─▶ ready
+//! any step ─"failed" report or no progress in time─▶ failed
+//! reinstall (operator) ─▶ unknown, next generation
+//! ```
+//!
+//! The install script and the installed system report over HTTP to URLs carrying a
+//! per-machine, per-generation token ([`token`]): nobody else can mark a machine
+//! installed, and a re-armed install gets fresh tokens. A machine that is installed
+//! or ready boots from its own disk ([`Machine::boots_installer`]): install once.
+//!
+//! No clock, no files: callers pass `now` (seconds since the Unix epoch) and persist
+//! the [`Machine`] after each change.
+//!
+//! ```
+//! use slipway_lifecycle::{Input, Machine, Report, State};
+//! let mut m = Machine::new("52:54:00:99:00:01".parse().unwrap());
+//! m.apply(10, Input::DhcpSeen { firmware: "uefi".into() }).unwrap();
+//! m.apply(12, Input::BootScript { firmware: "efi x86_64".into() }).unwrap();
+//! m.apply(13, Input::InstallConfigFetched).unwrap();
+//! m.apply(90, Input::Reported(Report::Installed)).unwrap();
+//! assert_eq!(m.state, State::Installed);
+//! assert!(!m.boots_installer());
+//! ```
+#![deny(missing_docs)]
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use slipway_cluster::MacAddr;
+
+/// Most events kept per machine (the oldest are dropped).
+pub const MAX_EVENTS: usize = 200;
+
+/// Where a machine is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Never seen (or re-armed for a new install).
+    Unknown,
+    /// Its DHCP request was seen.
+    Discovered,
+    /// It fetched its boot script.
+    Booting,
+    /// Its live system fetched the install config; the installer runs.
+    Installing,
+    /// The installer reported success; it boots from disk from now on.
+    Installed,
+    /// The installed system reported its first boot.
+    Ready,
+    /// The installer reported failure, or no progress came in time.
+    Failed,
+}
+
+impl State {
+    /// The name used in tables and the API.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Discovered => "discovered",
+            State::Booting => "booting",
+            State::Installing => "installing",
+            State::Installed => "installed",
+            State::Ready => "ready",
+            State::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the install script or the installed system reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Report {
+    /// The installer started writing the disk.
+    Installing,
+    /// The installer finished.
+    Installed,
+    /// The installer failed, and why.
+    Failed(String),
+    /// The installed system booted, with the hostname it has.
+    Ready {
+        /// Its hostname as it sees it.
+        hostname: String,
+    },
+}
+
+/// Something that happened to a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Input {
+    /// Its DHCP request was answered; `firmware` says what asked (bios, uefi, ipxe, os).
+    DhcpSeen {
+        /// The client kind.
+        firmware: String,
+    },
+    /// It fetched its iPXE script (`firmware`: iPXE's platform and architecture).
+    BootScript {
+        /// Platform and architecture.
+        firmware: String,
+    },
+    /// Its live system fetched the install config.
+    InstallConfigFetched,
+    /// A report arrived with a valid token.
+    Reported(Report),
+    /// No progress within the install timeout.
+    TimedOut {
+        /// The timeout, in seconds.
+        after_secs: u64,
+    },
+    /// The operator re-armed the install.
+    Reinstall,
+}
+
+/// One entry of a machine's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// What happened.
+    pub input: Input,
+}
+
+/// Why an input was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// A report that makes no sense in this state (e.g. `ready` before `installed`).
+    OutOfOrder {
+        /// The state the machine is in.
+        state: State,
+        /// The report.
+        report: Report,
+    },
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejected::OutOfOrder { state, report } => {
+                write!(f, "report {report:?} refused: the machine is {state}")
+            }
+        }
+    }
+}
+
+/// A machine's life so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// Where it is.
+    pub state: State,
+    /// Since when (seconds since the Unix epoch; 0 = never changed).
+    pub since: u64,
+    /// Install generation: bumped by every re-arm, part of its report tokens.
+    pub generation: u32,
+    /// The firmware last seen (DHCP client kind, then iPXE platform).
+    pub firmware: Option<String>,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+    /// History, oldest first, at most [`MAX_EVENTS`].
+    pub events: Vec<Event>,
+}
+
+impl Machine {
+    /// A machine never seen.
+    pub fn new(mac: MacAddr) -> Machine {
+        Machine {
+            mac,
+            state: State::Unknown,
+            since: 0,
+            generation: 0,
+            firmware: None,
+            reason: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether its next network boot runs the installer (otherwise: boot the disk).
+    pub fn boots_installer(&self) -> bool {
+        !matches!(self.state, State::Installed | State::Ready)
+    }
+
+    /// Whether it is waiting for progress (a timeout applies).
+    pub fn in_progress(&self) -> bool {
+        matches!(self.state, State::Booting | State::Installing)
+    }
+
+    /// The last thing that happened, for tables.
+    pub fn last_event(&self) -> Option<&Event> {
+        self.events.last()
+    }
+
+    /// Applies `input` at `now`; returns whether the state changed. Reports that make
+    /// no sense in the current state are rejected and change nothing.
+    pub fn apply(&mut self, now: u64, input: Input) -> Result<bool, Rejected> {
+        use State::*;
+        let to = match (&input, self.state) {
+            (Input::Reinstall, _) => Unknown,
+            (Input::DhcpSeen { firmware }, s) => {
+                self.firmware = Some(firmware.clone());
+                if s == Unknown { Discovered } else { s }
+            }
+            (Input::BootScript { firmware }, s) => {
+                self.firmware = Some(firmware.clone());
+                match s {
+                    Unknown | Discovered | Failed => Booting,
+                    s => s,
+                }
+            }
+            (Input::InstallConfigFetched, s) => match s {
+                Unknown | Discovered | Booting | Failed => Installing,
+                s => s,
+            },
+            (Input::Reported(r), s) => match (r, s) {
+                (Report::Installing, Unknown | Discovered | Booting | Installing | Failed) => {
+                    Installing
+                }
+                (Report::Installed, Unknown | Discovered | Booting | Installing | Failed) => {
+                    Installed
+                }
+                (Report::Failed(_), Unknown | Discovered | Booting | Installing) => Failed,
+                (Report::Ready { .. }, Installed | Ready) => Ready,
+                (r, s) => {
+                    return Err(Rejected::OutOfOrder {
+                        state: s,
+                        report: r.clone(),
+                    });
+                }
+            },
+            (Input::TimedOut { .. }, s) if self.in_progress() => {
+                let _ = s;
+                Failed
+            }
+            (Input::TimedOut { .. }, s) => s,
+        };
+        match &input {
+            Input::Reinstall => {
+                self.generation += 1;
+                self.reason = None;
+            }
+            Input::Reported(Report::Failed(why)) => self.reason = Some(why.clone()),
+            Input::TimedOut { after_secs } => {
+                self.reason = Some(format!("no progress in {after_secs} s"))
+            }
+            Input::Reported(Report::Installed | Report::Installing) => self.reason = None,
+            _ => {}
+        }
+        let changed = to != self.state;
+        // Every input is history worth keeping, except repeated DHCP renewals.
+        let noise = !changed && matches!(input, Input::DhcpSeen { .. });
+        if !noise {
+            self.events.push(Event {
+                at: now,
+                from: self.state,
+                to,
+                input,
+            });
+            if self.events.len() > MAX_EVENTS {
+                let extra = self.events.len() - MAX_EVENTS;
+                self.events.drain(..extra);
+            }
+        }
+        if changed {
+            self.state = to;
+            self.since = now;
+        }
+        Ok(changed)
+    }
+}
+
+/// What a report token authorizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The install script's reports (installing, installed, failed).
+    Install,
+    /// The installed system's `ready` report.
+    Ready,
+}
+
+/// The report token of `mac` for `purpose` in `generation`: HMAC-SHA256 under the
+/// server's secret `key`, 32 hex digits.
+pub fn token(key: &[u8], mac: MacAddr, generation: u32, purpose: Purpose) -> String {
+    let p = match purpose {
+        Purpose::Install => "install",
+        Purpose::Ready => "ready",
+    };
+    let Ok(mut h) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+        return String::new();
+    };
+    h.update(format!("slipway-report/{mac}/{generation}/{p}").as_bytes());
+    h.finalize()
+        .into_bytes()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `given` is the token for `mac`/`generation`/`purpose` (constant time).
+pub fn check_token(
+    key: &[u8],
+    mac: MacAddr,
+    generation: u32,
+    purpose: Purpose,
+    given: &str,
+) -> bool {
+    let want = token(key, mac, generation, purpose);
+    want.len() == given.len()
+        && !want.is_empty()
+        && want
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mac() -> MacAddr {
+        MacAddr([0x52, 0x54, 0, 0x99, 0, 1])
+    }
+
+    #[test]
+    fn the_whole_life() {
+        let mut m = Machine::new(mac());
+        assert!(m.boots_installer());
+        for (t, input, state) in [
+            (
+                1,
+                Input::DhcpSeen {
+                    firmware: "bios".into(),
+                },
+                State::Discovered,
+            ),
+            (
+                2,
+                Input::DhcpSeen {
+                    firmware: "ipxe".into(),
+                },
+                State::Discovered,
+            ),
+            (
+                3,
+                Input::BootScript {
+                    firmware: "pcbios i386".into(),
+                },
+                State::Booting,
+            ),
+            (4, Input::InstallConfigFetched, State::Installing),
+            (5, Input::Reported(Report::Installing), State::Installing),
+            (60, Input::Reported(Report::Installed), State::Installed),
+            (
+                70,
+                Input::DhcpSeen {
+                    firmware: "bios".into(),
+                },
+                State::Installed,
+            ),
+            (
+                71,
+                Input::BootScript {
+                    firmware: "pcbios i386".into(),
+                },
+                State::Installed,
+            ),
+            (
+                90,
+                Input::Reported(Report::Ready {
+                    hostname: "cp1".into(),
+                }),
+                State::Ready,
+            ),
+        ] {
+            m.apply(t, input).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(m.state, state, "at {t}");
+        }
+        assert!(!m.boots_installer(), "installed machines boot from disk");
+        assert_eq!(m.since, 90);
+        assert_eq!(m.firmware.as_deref(), Some("pcbios i386"));
+        // The DHCP renewals at 2 and 70 changed nothing and are not kept; the rest is.
+        assert_eq!(m.events.len(), 7);
+        assert_eq!(m.events[4].to, State::Installed);
+    }
+
+    #[test]
+    fn out_of_order_reports_change_nothing() {
+        let mut m = Machine::new(mac());
+        let err = m.apply(
+            1,
+            Input::Reported(Report::Ready {
+                hostname: "x".into(),
+            }),
+        );
+        assert!(matches!(
+            err,
+            Err(Rejected::OutOfOrder {
+                state: State::Unknown,
+                ..
+            })
+        ));
+        assert_eq!(m.state, State::Unknown);
+        assert!(m.events.is_empty());
+        m.apply(2, Input::Reported(Report::Installed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            m.apply(3, Input::Reported(Report::Failed("late".into())))
+                .is_err(),
+            "an installed machine cannot fail its install"
+        );
+    }
+
+    #[test]
+    fn failures_timeouts_and_reinstall() {
+        let mut m = Machine::new(mac());
+        m.apply(
+            1,
+            Input::BootScript {
+                firmware: "efi x86_64".into(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        m.apply(1000, Input::TimedOut { after_secs: 900 })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (m.state, m.reason.as_deref()),
+            (State::Failed, Some("no progress in 900 s"))
+        );
+        m.apply(
+            1001,
+            Input::BootScript {
+                firmware: "efi x86_64".into(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.state, State::Booting, "a failed machine may try again");
+        m.apply(
+            1002,
+            Input::Reported(Report::Failed("disk /dev/vda missing".into())),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.reason.as_deref(), Some("disk /dev/vda missing"));
+        m.apply(1003, Input::Reported(Report::Installed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        m.apply(1004, Input::TimedOut { after_secs: 900 })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            m.state,
+            State::Installed,
+            "timeouts only apply to machines in progress"
+        );
+        let g = m.generation;
+        m.apply(1005, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((m.state, m.generation), (State::Unknown, g + 1));
+        assert!(m.boots_installer());
+    }
+
+    #[test]
+    fn tokens_are_per_machine_generation_and_purpose() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let t = token(key, mac(), 0, Purpose::Install);
+        assert_eq!(t.len(), 32);
+        assert!(check_token(key, mac(), 0, Purpose::Install, &t));
+        assert!(
+            !check_token(key, mac(), 1, Purpose::Install, &t),
+            "a re-armed install has new tokens"
+        );
+        assert!(!check_token(key, mac(), 0, Purpose::Ready, &t));
+        assert!(!check_token(
+            key,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            0,
+            Purpose::Install,
+            &t
+        ));
+        assert!(!check_token(
+            b"another key......................",
+            mac(),
+            0,
+            Purpose::Install,
+            &t
+        ));
+        assert!(!check_token(key, mac(), 0, Purpose::Install, ""));
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut m = Machine::new(mac());
+        for t in 0..(MAX_EVENTS as u64 + 50) {
+            let _ = m.apply(
+                t,
+                Input::BootScript {
+                    firmware: "x".into(),
+                },
+            );
+        }
+        assert_eq!(m.events.len(), MAX_EVENTS);
+        assert_eq!(m.events[0].at, 50);
+    }
+
+    #[test]
+    fn serializes() {
+        let mut m = Machine::new(mac());
+        m.apply(1, Input::Reported(Report::Failed("x".into())))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_string(&m).unwrap_or_default();
+        let back: Machine = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, m);
+    }
+}
