@@ -239,6 +239,14 @@ for ((i=0; i<NVMS; i++)); do
   printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs\n' "$i" "$ok" "$fw" "$rc" "$secs"
   [ "$ok" = PASS ] || { fail=1; tail -n 30 "$s" | sed "s/^/  vm$i| /"; }
 done
+# The lifecycle saw each machine boot and fetch its install config (this test OS does
+# not install to disk, so "installing" is as far as it goes).
+ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" --json > "$W/logs/status.json" || fail=1
+for ((i=0; i<NVMS; i++)); do
+  st=$(python3 -c "import json,sys; m=[m for m in json.load(open(sys.argv[1]))['machines'] if m['hostname']=='vm$i']; print(m[0]['state'] if m else '?')" "$W/logs/status.json")
+  [ "$st" = installing ] || { log "vm$i: lifecycle state '$st', expected 'installing'"; fail=1; }
+done
+ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
 [ "$fail" = 0 ] || { log "slipway log tail:"; tail -n 40 "$W/logs/slipway.log" >&2; }
 printf 'TOTAL: %d VM(s) %s in %.2fs\n' "$NVMS" "$([ $fail = 0 ] && echo PASS || echo FAIL)" "$(awk "BEGIN{print $T1 - $T0}")"
 exit $fail

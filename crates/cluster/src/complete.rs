@@ -465,6 +465,10 @@ fn os(spec: &Spec, base: &Path, d: &mut Diagnostics) -> Option<Os> {
             .as_ref()
             .map_or_else(|| "/dev/sda".into(), |x| x.value.clone()),
         kernel_args: o.kernel_args.clone(),
+        install_timeout: o
+            .install_timeout
+            .as_ref()
+            .map_or(LeaseTime::Seconds(1800), |t| t.value),
         generic,
     })
 }

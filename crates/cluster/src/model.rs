@@ -190,6 +190,8 @@ pub struct Os {
     pub install_disk: String,
     /// Kernel arguments for every machine.
     pub kernel_args: Vec<String>,
+    /// How long a machine may go without install progress before it is failed.
+    pub install_timeout: LeaseTime,
     /// Kernel and initrds for the generic profile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generic: Option<GenericBoot>,

@@ -106,6 +106,8 @@ pub struct OsSpec {
     pub install_disk: S<String>,
     /// Kernel arguments.
     pub kernel_args: Vec<String>,
+    /// How long an install may go without progress.
+    pub install_timeout: S<LeaseTime>,
     /// Generic boot files.
     pub generic: Option<GenericSpec>,
     /// Where `generic:` is, when given.
@@ -513,6 +515,9 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
         .get("kernel_args")
         .map(|v| strings(v, "`os.kernel_args`", d))
         .unwrap_or_default();
+    out.install_timeout = f
+        .get("install_timeout")
+        .and_then(|v| parse(v, "`os.install_timeout`", d));
     out.generic_span = f.key_span("generic");
     if let Some(g) = f.get("generic")
         && let Some(mut gf) = Fields::new(g, "`os.generic`", d)

@@ -65,13 +65,17 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What the rest of slipway hears of a lease handed out: the lease, and the boot file
+/// or URL given with it (`None` for an OS's plain DHCP client).
+pub type OnBound = dyn Fn(&Lease, Option<&str>) + Send + Sync;
+
 /// Runs until `shutdown` completes. `on_bound` hears of every lease handed out (the DNS
-/// server adds names from it).
+/// server adds names from it, the lifecycle records the machine).
 pub async fn serve(
     server: Arc<Mutex<Server>>,
     store: Arc<dyn LeaseStore>,
     listen: Listen,
-    on_bound: Arc<dyn Fn(&Lease) + Send + Sync>,
+    on_bound: Arc<OnBound>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let dhcp = Arc::new(open_socket(listen.dhcp, listen.interface.as_deref())?);
@@ -124,9 +128,16 @@ async fn carry_out(
     sock: &UdpSocket,
     store: &dyn LeaseStore,
     listen: &Listen,
-    on_bound: &(dyn Fn(&Lease) + Send + Sync),
+    on_bound: &OnBound,
 ) {
     let mut persisted_ok = true;
+    let boot = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Log(Event::Bound { boot, .. }) => Some(boot.clone()),
+            _ => None,
+        })
+        .flatten();
     for action in actions {
         match action {
             Action::Persist(lease) => {
@@ -134,7 +145,7 @@ async fn carry_out(
                     tracing::error!(mac = %lease.mac, ip = %lease.ip, "cannot persist the lease, not answering: {e}");
                     persisted_ok = false;
                 } else {
-                    on_bound(&lease);
+                    on_bound(&lease, boot.as_deref());
                 }
             }
             Action::Forget(mac) => {

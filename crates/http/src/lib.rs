@@ -22,7 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use slipway_cluster::{Cluster, ConfigFormat, MacAddr, Node};
+use slipway_lifecycle::{Input, Report};
 use slipway_render::{Artifact, Secrets, Urls, render};
+use slipway_store::tracker::{ReportError, Tracker, now};
 
 /// What the service serves.
 pub struct Service {
@@ -54,17 +56,35 @@ impl Service {
 
 /// The service as the routes see it: swapped whole when the cluster file is reloaded,
 /// so a request in flight finishes with the configuration it started with.
-pub struct Live(std::sync::RwLock<Arc<Service>>);
+pub struct Live {
+    service: std::sync::RwLock<Arc<Service>>,
+    tracker: Option<Arc<Tracker>>,
+    admin_token: Option<String>,
+}
 
 impl Live {
-    /// Wraps `service`.
+    /// Wraps `service`, without machine tracking.
     pub fn new(service: Service) -> Arc<Live> {
-        Arc::new(Live(std::sync::RwLock::new(Arc::new(service))))
+        Arc::new(Live {
+            service: std::sync::RwLock::new(Arc::new(service)),
+            tracker: None,
+            admin_token: None,
+        })
+    }
+
+    /// Wraps `service`, tracking machines' lives in `tracker`; the operator API's
+    /// changes need `admin_token` as a bearer token.
+    pub fn tracking(service: Service, tracker: Arc<Tracker>, admin_token: String) -> Arc<Live> {
+        Arc::new(Live {
+            service: std::sync::RwLock::new(Arc::new(service)),
+            tracker: Some(tracker),
+            admin_token: Some(admin_token),
+        })
     }
 
     /// The configuration in force.
     pub fn current(&self) -> Arc<Service> {
-        match self.0.read() {
+        match self.service.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
@@ -72,7 +92,7 @@ impl Live {
 
     /// Puts `service` in force for every later request.
     pub fn replace(&self, service: Service) {
-        match self.0.write() {
+        match self.service.write() {
             Ok(mut g) => *g = Arc::new(service),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(service),
         }
@@ -89,6 +109,13 @@ pub fn router(service: Arc<Live>) -> Router {
         .route("/config/{mac}/{what}", get(config))
         .route("/cloud-configs/{file}", get(seed_cloud_config))
         .route("/boot/{file}", get(boot_file))
+        .route("/report/{mac}/{token}/{event}", axum::routing::post(report))
+        .route("/api/v1/machines", get(api_machines))
+        .route("/api/v1/machines/{id}", get(api_machine))
+        .route(
+            "/api/v1/machines/{id}/reinstall",
+            axum::routing::post(api_reinstall),
+        )
         .route("/api/v1/cluster", get(api_cluster))
         .route("/api/v1/nodes", get(api_nodes))
         .route("/api/v1/nodes/{id}", get(api_node))
@@ -152,8 +179,20 @@ async fn ipxe(
         tracing::info!(peer = %peer.ip(), file, "iPXE script asked for an unknown machine");
         return not_found();
     };
-    tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), query = uri.query().unwrap_or(""), "iPXE script");
-    artifact(&s, node, Artifact::Ipxe, peer)
+    let query = uri.query().unwrap_or("");
+    tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), query, "iPXE script");
+    let mut which = Artifact::Ipxe;
+    if let Some(t) = &live.tracker {
+        let firmware = firmware_of(query);
+        if let Err(e) = t.record(node.mac, now(), Input::BootScript { firmware }) {
+            tracing::error!(mac = %node.mac, "cannot record the boot: {e}");
+        }
+        if !t.boots_installer(node.mac) {
+            tracing::info!(host = node.hostname, "installed: booting from local disk");
+            which = Artifact::IpxeLocal;
+        }
+    }
+    artifact(&s, node, which, peer)
 }
 
 async fn config(
@@ -171,7 +210,15 @@ async fn config(
         "installed" => Artifact::Installed,
         _ => return not_found(),
     };
-    artifact(&s, node, a, peer)
+    let response = artifact(&s, node, a, peer);
+    if a == Artifact::InstallConfig
+        && response.status() == StatusCode::OK
+        && let Some(t) = &live.tracker
+        && let Err(e) = t.record(node.mac, now(), Input::InstallConfigFetched)
+    {
+        tracing::error!(mac = %node.mac, "cannot record the install: {e}");
+    }
+    response
 }
 
 async fn seed_cloud_config(
@@ -294,6 +341,192 @@ async fn api_node(State(live): State<Shared>, Path(id): Path<String>) -> Respons
             axum::Json(json!({"error": format!("no node `{id}`")})),
         )
             .into_response(),
+    }
+}
+
+/// `platform arch` from the chain script's query (`buildarch=x86_64&platform=efi`).
+fn firmware_of(query: &str) -> String {
+    let get = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or("?")
+    };
+    let clean = |v: &str| {
+        v.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(16)
+            .collect::<String>()
+    };
+    format!("{} {}", clean(get("platform")), clean(get("buildarch")))
+}
+
+fn query_value(uri: &Uri, key: &str) -> Option<String> {
+    let q = uri.query()?;
+    let raw = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))?;
+    let decoded = percent_decode(raw).unwrap_or_default();
+    Some(
+        decoded
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect(),
+    )
+}
+
+/// `POST /report/<mac>/<token>/<event>`: the install script's and the installed
+/// system's progress. The token proves the report comes from what slipway gave that
+/// machine (only served to the machine's own address).
+async fn report(
+    State(live): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((mac, token, event)): Path<(String, String, String)>,
+    uri: Uri,
+) -> Response {
+    let s = live.current();
+    let (Some(node), Some(t)) = (node_by_mac(&s, &mac), &live.tracker) else {
+        return not_found();
+    };
+    let r = match event.as_str() {
+        "installing" => Report::Installing,
+        "installed" => Report::Installed,
+        "failed" => Report::Failed(
+            query_value(&uri, "reason").unwrap_or_else(|| "the installer failed".into()),
+        ),
+        "ready" => Report::Ready {
+            hostname: query_value(&uri, "hostname").unwrap_or_default(),
+        },
+        _ => return not_found(),
+    };
+    match t.report(node.mac, &token, r) {
+        Ok(m) => {
+            tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), event, state = %m.state, "report");
+            text(StatusCode::OK, format!("{}\n", m.state))
+        }
+        Err(ReportError::BadToken) => {
+            tracing::warn!(host = node.hostname, peer = %peer.ip(), event, "REFUSED: report with a bad token");
+            text(StatusCode::FORBIDDEN, "bad token\n")
+        }
+        Err(ReportError::OutOfOrder(e)) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(ReportError::Store(e)) => {
+            tracing::error!("cannot store a report: {e}");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot store the report\n",
+            )
+        }
+    }
+}
+
+fn machine_json(
+    c: &Cluster,
+    n: &Node,
+    m: Option<&slipway_lifecycle::Machine>,
+    events: bool,
+) -> serde_json::Value {
+    let mut v = json!({
+        "hostname": n.hostname,
+        "mac": n.mac,
+        "ip": n.ip,
+        "state": m.map_or("unknown", |m| m.state.as_str()),
+        "since": m.map(|m| m.since),
+        "generation": m.map_or(0, |m| m.generation),
+        "firmware": m.and_then(|m| m.firmware.clone()),
+        "reason": m.and_then(|m| m.reason.clone()),
+        "last_event": m.and_then(|m| m.last_event()).map(|e| json!({"at": e.at, "from": e.from, "to": e.to, "input": e.input})),
+    });
+    if events {
+        v["events"] = json!(m.map(|m| m.events.clone()).unwrap_or_default());
+    }
+    let _ = c;
+    v
+}
+
+async fn api_machines(State(live): State<Shared>) -> Response {
+    let s = live.current();
+    let Some(t) = &live.tracker else {
+        return not_found();
+    };
+    let all: Vec<serde_json::Value> = s
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| machine_json(&s.cluster, n, t.machine(n.mac).as_ref(), false))
+        .collect();
+    axum::Json(json!({ "machines": all })).into_response()
+}
+
+async fn api_machine(State(live): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = live.current();
+    let Some(t) = &live.tracker else {
+        return not_found();
+    };
+    match s
+        .cluster
+        .node_by_hostname(&id)
+        .or_else(|| node_by_mac(&s, &id))
+    {
+        Some(n) => {
+            axum::Json(machine_json(&s.cluster, n, t.machine(n.mac).as_ref(), true)).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no node `{id}`")})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /api/v1/machines/<node>/reinstall` with `Authorization: Bearer <token>`:
+/// re-arms the install; the machine's next network boot installs it again.
+async fn api_reinstall(
+    State(live): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = live.current();
+    let (Some(t), Some(admin)) = (&live.tracker, &live.admin_token) else {
+        return not_found();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = given.len() == admin.len()
+        && given
+            .bytes()
+            .zip(admin.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0;
+    if !ok {
+        tracing::warn!(peer = %peer.ip(), node = id, "REFUSED: reinstall without the operator token");
+        return text(StatusCode::UNAUTHORIZED, "operator token required\n");
+    }
+    let Some(n) = s
+        .cluster
+        .node_by_hostname(&id)
+        .or_else(|| node_by_mac(&s, &id))
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no node `{id}`")})),
+        )
+            .into_response();
+    };
+    match t.record(n.mac, now(), Input::Reinstall) {
+        Ok(m) => {
+            tracing::info!(
+                host = n.hostname,
+                generation = m.generation,
+                "install re-armed"
+            );
+            axum::Json(machine_json(&s.cluster, n, Some(&m), false)).into_response()
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }
 

@@ -62,19 +62,13 @@ fn secrets_only_to_the_machine_they_belong_to() {
         ignition_config::Config::parse_slice(&owner.body).unwrap_or_else(|e| panic!("{e}"));
     assert!(warnings.is_empty());
     assert!(matches!(config, ignition_config::Config::V3_3(_)));
-    // The install config and script hold no secrets: anyone on the network may read them.
-    assert_eq!(
-        curl(
-            &format!("http://{}/config/52-54-00-99-00-01/install", s.addr),
-            &[]
-        )
-        .status,
-        200
-    );
-    let script = curl(
-        &format!("http://{}/config/52:54:00:99:00:01/install.sh", s.addr),
-        &[],
-    );
+    // The install config and script carry the machine's report token: only for it too.
+    let install = format!("http://{}/config/52-54-00-99-00-01/install", s.addr);
+    assert_eq!(curl(&install, &[]).status, 403);
+    assert_eq!(curl(&install, &["--interface", "127.0.0.11"]).status, 200);
+    let script_url = format!("http://{}/config/52:54:00:99:00:01/install.sh", s.addr);
+    assert_eq!(curl(&script_url, &[]).status, 403);
+    let script = curl(&script_url, &["--interface", "127.0.0.11"]);
     assert_eq!(script.status, 200);
     assert!(script.text().contains("flatcar-install -d '/dev/sda'"));
 }

@@ -212,7 +212,10 @@ impl Machine {
         let to = match (&input, self.state) {
             (Input::Reinstall, _) => Unknown,
             (Input::DhcpSeen { firmware }, s) => {
-                self.firmware = Some(firmware.clone());
+                // An OS's own DHCP client says nothing about the machine's firmware.
+                if firmware != "os" || self.firmware.is_none() {
+                    self.firmware = Some(firmware.clone());
+                }
                 if s == Unknown { Discovered } else { s }
             }
             (Input::BootScript { firmware }, s) => {

@@ -13,8 +13,14 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The install script of `node`.
-pub fn script(cluster: &Cluster, node: &Node, urls: &Urls) -> Result<String, RenderError> {
+/// The install script of `node`. With `report` (the node's report URL, token included)
+/// it tells slipway `installing`, then `installed`, or `failed` if anything fails.
+pub fn script(
+    cluster: &Cluster,
+    node: &Node,
+    urls: &Urls,
+    report: Option<&str>,
+) -> Result<String, RenderError> {
     let os = &cluster.os;
     let (tool, flag, ext) = match (os.distro, os.config_format) {
         (Distro::Flatcar, ConfigFormat::Ignition) => ("flatcar-install", "-i", "ign"),
@@ -42,6 +48,21 @@ pub fn script(cluster: &Cluster, node: &Node, urls: &Urls) -> Result<String, Ren
         node.install_disk
     );
     let _ = writeln!(s, "set -eu");
+    if let Some(url) = report {
+        let _ = writeln!(s, "report() {{");
+        let _ = writeln!(
+            s,
+            "  curl -fsS -X POST {}/\"$1\" >/dev/null 2>&1 || wget -q -O /dev/null --post-data= {}/\"$1\" || true",
+            q(url),
+            q(url)
+        );
+        let _ = writeln!(s, "}}");
+        let _ = writeln!(
+            s,
+            "trap 'status=$?; [ \"$status\" -eq 0 ] || report \"failed?reason=exit-$status\"' EXIT"
+        );
+        let _ = writeln!(s, "report installing");
+    }
     let _ = writeln!(s, "config=/tmp/slipway-installed.{ext}");
     let _ = writeln!(s, "fetch() {{");
     let _ = writeln!(
@@ -70,6 +91,9 @@ pub fn script(cluster: &Cluster, node: &Node, urls: &Urls) -> Result<String, Ren
         q(&os.version),
         q(urls.assets())
     );
+    if report.is_some() {
+        let _ = writeln!(s, "report installed");
+    }
     let _ = writeln!(s, "echo 'slipway: installed, rebooting'");
     let _ = writeln!(s, "systemctl reboot 2>/dev/null || reboot");
     Ok(s)

@@ -96,8 +96,12 @@ impl Artifact {
     ];
 
     /// Whether the artifact carries secrets (keys, tokens): served only to its node.
+    /// The install script and the install config carry the node's report token.
     pub fn has_secrets(&self) -> bool {
-        matches!(self, Artifact::Installed | Artifact::Kubeadm)
+        matches!(
+            self,
+            Artifact::Installed | Artifact::Kubeadm | Artifact::Install | Artifact::InstallConfig
+        )
     }
 }
 
@@ -112,18 +116,21 @@ pub fn render(
 ) -> Result<String, RenderError> {
     let urls = Urls::new(cluster);
     let boot = boot::install(cluster, node, &urls);
+    let report = secrets
+        .report_tokens(node)
+        .map(|(install, _)| urls.report(node.mac, &install));
     match artifact {
         Artifact::Ipxe => Ok(ipxe::install(cluster, node, &boot, &urls)),
         Artifact::IpxeLocal => Ok(ipxe::local_boot(node)),
         Artifact::Pxelinux => Ok(pxelinux::install(cluster, node, &boot, &urls)),
         Artifact::Grub => Ok(grub::install(cluster, node, &boot, &urls)),
-        Artifact::Install => install::script(cluster, node, &urls),
+        Artifact::Install => install::script(cluster, node, &urls, report.as_deref()),
         Artifact::InstallConfig => match cluster.os.config_format {
             ConfigFormat::Ignition => Ok(ignition::install(
                 &urls.install_script(node.mac),
                 &cluster.access.ssh_authorized_keys,
             )),
-            ConfigFormat::CloudConfig => install::script(cluster, node, &urls),
+            ConfigFormat::CloudConfig => install::script(cluster, node, &urls, report.as_deref()),
             ConfigFormat::Template => installed_template(cluster, node, &urls, template),
         },
         Artifact::Installed => match cluster.os.config_format {

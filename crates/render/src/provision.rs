@@ -203,6 +203,32 @@ fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
     s
 }
 
+/// The unit that tells slipway the installed system came up (`ready`), once.
+fn ready_unit(node: &Node, urls: &Urls, secrets: &dyn Secrets) -> Option<Unit> {
+    let (_, ready) = secrets.report_tokens(node)?;
+    let url = format!("{}/ready", urls.report(node.mac, &ready));
+    Some(Unit {
+        name: "slipway-ready.service".into(),
+        contents: format!(
+            "# slipway: report the first boot of the installed system\n\
+             [Unit]\n\
+             Description=slipway: report ready\n\
+             Wants=network-online.target\n\
+             After=network-online.target\n\
+             ConditionPathExists=!/var/lib/slipway/ready\n\n\
+             [Service]\n\
+             Type=oneshot\n\
+             Restart=on-failure\n\
+             RestartSec=10\n\
+             ExecStart=/usr/bin/curl -fsS --retry 5 -X POST {url}\n\
+             ExecStartPost=/usr/bin/mkdir -p /var/lib/slipway\n\
+             ExecStartPost=/usr/bin/touch /var/lib/slipway/ready\n\n\
+             [Install]\n\
+             WantedBy=multi-user.target\n"
+        ),
+    })
+}
+
 /// The installed system of `node`.
 pub fn provision(
     cluster: &Cluster,
@@ -265,15 +291,18 @@ pub fn provision(
         ssh_authorized_keys: cluster.access.ssh_authorized_keys.clone(),
         password_hash: cluster.access.password_hash.clone(),
         files,
-        units: vec![
-            Unit {
-                name: "slipway-sysext.service".into(),
-                contents: sysext_unit(cluster, urls),
-            },
-            Unit {
-                name: "kubeadm.service".into(),
-                contents: kubeadm_unit(cluster, node),
-            },
-        ],
+        units: ready_unit(node, urls, secrets)
+            .into_iter()
+            .chain(vec![
+                Unit {
+                    name: "slipway-sysext.service".into(),
+                    contents: sysext_unit(cluster, urls),
+                },
+                Unit {
+                    name: "kubeadm.service".into(),
+                    contents: kubeadm_unit(cluster, node),
+                },
+            ])
+            .collect(),
     })
 }

@@ -37,6 +37,11 @@ pub trait Secrets {
     fn certificate_key(&self) -> &str;
     /// The secret files `node` needs (CA keys for control-plane nodes, its certificates).
     fn node_files(&self, node: &Node) -> Vec<SecretFile>;
+    /// The report tokens of `node`'s current install (install, ready), when slipway
+    /// tracks machines: the install script and the installed system report with them.
+    fn report_tokens(&self, _node: &Node) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// Fixed, public, obviously fake secrets: for golden tests and `render --no-secrets`
@@ -66,5 +71,12 @@ impl Secrets for ExampleSecrets {
             ),
             mode: 0o644,
         }]
+    }
+
+    fn report_tokens(&self, _node: &Node) -> Option<(String, String)> {
+        Some((
+            "0000example0install0token0000000".into(),
+            "0000example0ready0token000000000".into(),
+        ))
     }
 }

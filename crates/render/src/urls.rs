@@ -8,6 +8,7 @@
 //! | `/config/<mac-dashed>/install` | the install config the PXE-booted live system applies |
 //! | `/config/<mac-dashed>/install.sh` | the install script it runs |
 //! | `/config/<mac-dashed>/installed` | the config the installed system applies on first boot |
+//! | `/report/<mac-dashed>/<token>/<event>` | POST: installing, installed, failed, ready |
 //! | `/cloud-configs/<mac>.yml`, `/cloud-configs/install.sh` | the seeds' layout |
 //! | `/api/v1/...` | the JSON API |
 //! | anything else | the asset mirror directory (`/<version>/flatcar_production_*`) |
@@ -68,6 +69,11 @@ impl Urls {
     /// The config the installed system applies on first boot.
     pub fn installed_config(&self, mac: MacAddr) -> String {
         format!("{}/config/{}/installed", self.base, mac.dashed())
+    }
+
+    /// Where `mac` reports its progress (`POST <this>/<event>`), with `token`.
+    pub fn report(&self, mac: MacAddr, token: &str) -> String {
+        format!("{}/report/{}/{token}", self.base, mac.dashed())
     }
 
     /// The seeds' per-MAC cloud-config URL (`/cloud-configs/<mac>.yml`).

@@ -6,6 +6,7 @@
 mod check;
 mod export_cmd;
 mod host;
+mod machine_cmd;
 mod pki_cmd;
 mod render_cmd;
 mod serve_cmd;
@@ -40,6 +41,10 @@ struct Cli {
     /// Do not read local interfaces; `network.server` must then be in the file.
     #[arg(long, global = true)]
     offline: bool,
+    /// The running `slipway serve`'s API (default: http://network.server:http_port),
+    /// for status, events and machine.
+    #[arg(long, global = true)]
+    api: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,6 +99,28 @@ enum Command {
         #[command(flatten)]
         listen: serve_cmd::ListenArgs,
     },
+    /// The machines' lives: a table (or JSON) from the running `slipway serve`.
+    Status {
+        /// The cluster file.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every recorded event, oldest first (all nodes, or one).
+    Events {
+        /// The cluster file.
+        file: PathBuf,
+        /// Only this node (hostname or MAC).
+        node: Option<String>,
+    },
+    /// Act on one machine.
+    Machine {
+        /// The cluster file.
+        file: PathBuf,
+        #[command(subcommand)]
+        action: MachineAction,
+    },
     /// Convert another tool's cluster description into a slipway cluster file.
     Convert {
         /// The format of the input.
@@ -116,6 +143,15 @@ pub enum Output {
     Yaml,
     /// The completed description as JSON.
     Json,
+}
+
+#[derive(Subcommand)]
+enum MachineAction {
+    /// Re-arm the install: the machine's next network boot installs it again.
+    Reinstall {
+        /// Hostname or MAC.
+        node: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,6 +185,22 @@ fn main() -> ExitCode {
         Command::Serve { file, listen } => {
             serve_cmd::serve(&file, &cli.state_dir, listen, cli.offline)
         }
+        Command::Status { file, json } => {
+            machine_cmd::status(&file, cli.api.as_deref(), json, cli.offline)
+        }
+        Command::Events { file, node } => {
+            machine_cmd::events(&file, node.as_deref(), cli.api.as_deref(), cli.offline)
+        }
+        Command::Machine {
+            file,
+            action: MachineAction::Reinstall { node },
+        } => machine_cmd::reinstall(
+            &file,
+            &node,
+            &cli.state_dir,
+            cli.api.as_deref(),
+            cli.offline,
+        ),
         Command::Convert {
             from: From::Sextant,
             file,

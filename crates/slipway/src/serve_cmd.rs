@@ -11,6 +11,7 @@ use anyhow::Context;
 use slipway_cluster::{Cluster, DhcpMode};
 use slipway_dhcp::driver::Listen;
 use slipway_http::Service;
+use slipway_store::tracker::Tracker;
 use slipway_store::{LeaseStore, RedbStore};
 use tokio::sync::watch;
 
@@ -49,6 +50,17 @@ pub struct ListenArgs {
     pub boot_dir: PathBuf,
 }
 
+/// Prints a line for whoever started `serve` (tests and scripts read the addresses);
+/// a closed standard output is not a reason to stop serving.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
 fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
     match cluster
         .os
@@ -75,19 +87,32 @@ pub fn serve(
     let Some(cluster) = load_valid(file, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let secrets = crate::state::open(state_dir, &cluster)?;
-    let store: Arc<dyn LeaseStore> = Arc::new(open_store(state_dir)?);
+    let mut secrets = crate::state::open(state_dir, &cluster)?;
+    let db = Arc::new(open_store(state_dir)?);
+    let store: Arc<dyn LeaseStore> = db.clone();
+    let key = crate::state::secret_file(&state_dir.join("lifecycle.key"), 32)?;
+    let tracker = Arc::new(Tracker::new(db, key).context("reading machine states")?);
+    secrets.1 = Some(tracker.clone());
+    let admin = crate::state::api_token(state_dir)?;
     warn_missing_mirror(&cluster);
     let reload = Reload {
         file: file.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         offline,
+        tracker: tracker.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(run(cluster, Arc::new(secrets), store, listen, reload))?;
+    rt.block_on(run(
+        cluster,
+        Arc::new(secrets),
+        store,
+        listen,
+        reload,
+        admin,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -104,6 +129,7 @@ struct Reload {
     file: PathBuf,
     state_dir: PathBuf,
     offline: bool,
+    tracker: Arc<Tracker>,
 }
 
 /// The running services' handles that a reload updates.
@@ -131,7 +157,10 @@ impl Reload {
             }
         };
         let secrets = match crate::state::open(&self.state_dir, &cluster) {
-            Ok(s) => Arc::new(s),
+            Ok(mut s) => {
+                s.1 = Some(self.tracker.clone());
+                Arc::new(s)
+            }
             Err(e) => {
                 tracing::error!("reload refused: {e:#}");
                 return;
@@ -187,6 +216,7 @@ async fn run(
     store: Arc<dyn LeaseStore>,
     listen: ListenArgs,
     reload: Reload,
+    admin_token: String,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -199,18 +229,23 @@ async fn run(
         cluster.network.server.into(),
         cluster.network.http_port,
     ));
-    let live = slipway_http::Live::new(Service {
-        cluster: cluster.clone(),
-        secrets,
-        template: template(&cluster)?,
-        boot_dir: Some(listen.boot_dir.clone()),
-    });
+    let tracker = reload.tracker.clone();
+    let live = slipway_http::Live::tracking(
+        Service {
+            cluster: cluster.clone(),
+            secrets,
+            template: template(&cluster)?,
+            boot_dir: Some(listen.boot_dir.clone()),
+        },
+        tracker.clone(),
+        admin_token,
+    );
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
     let local = listener.local_addr().context("HTTP listener address")?;
     tracing::info!(%local, "HTTP service listening");
-    println!("http listening on {local}");
+    say!("http listening on {local}");
     let rx = stop_rx.clone();
     let http = live.clone();
     tasks.spawn(async move {
@@ -251,7 +286,7 @@ async fn run(
         let socket = std::net::UdpSocket::bind(addr)
             .with_context(|| format!("TFTP: cannot listen on {addr}"))?;
         let local = socket.local_addr().context("TFTP address")?;
-        println!("tftp listening on {local}");
+        say!("tftp listening on {local}");
         let rx = stop_rx.clone();
         tasks.spawn(async move {
             slipway_tftp::serve(socket, source, config, stopped(rx))
@@ -272,7 +307,7 @@ async fn run(
         let listeners = slipway_dns::Listeners::bind(addr)
             .await
             .with_context(|| format!("DNS: cannot listen on {addr}"))?;
-        println!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
+        say!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
         let upstreams = cluster.network.upstream_dns.clone();
         let rx = stop_rx.clone();
         tasks.spawn(async move {
@@ -322,14 +357,36 @@ async fn run(
         slipway_dhcp::driver::open_socket(l.dhcp, l.interface.as_deref())
             .map(drop)
             .context("DHCP")?;
-        println!(
+        say!(
             "dhcp listening on {} ({})",
-            l.dhcp, cluster.network.interface
+            l.dhcp,
+            cluster.network.interface
         );
         // Machines on pool leases get a name in the cluster zone (known nodes have theirs).
+        // Known machines are "discovered" in their lifecycle.
         let zone = zone_handle.clone();
-        let on_bound: Arc<dyn Fn(&slipway_store::Lease) + Send + Sync> = Arc::new(move |lease| {
-            if let Some(zone) = &zone {
+        let known: std::collections::HashSet<slipway_cluster::MacAddr> =
+            cluster.nodes.iter().map(|n| n.mac).collect();
+        let t = tracker.clone();
+        let on_bound: Arc<slipway_dhcp::driver::OnBound> = Arc::new(move |lease, boot| {
+            if known.contains(&lease.mac) {
+                let firmware = match boot {
+                    None => "os",
+                    Some(b) if b.starts_with("http") && b.ends_with(".ipxe") => "ipxe",
+                    Some(b) if b.starts_with("http") => "uefi-http",
+                    Some(b) if b.ends_with(".efi") => "uefi",
+                    Some(_) => "bios",
+                };
+                if let Err(e) = t.record(
+                    lease.mac,
+                    slipway_store::tracker::now(),
+                    slipway_lifecycle::Input::DhcpSeen {
+                        firmware: firmware.into(),
+                    },
+                ) {
+                    tracing::error!(mac = %lease.mac, "cannot record the machine: {e}");
+                }
+            } else if let Some(zone) = &zone {
                 let name = lease.hostname.clone().unwrap_or_else(|| lease.mac.dashed());
                 let _ = zone.set_dynamic(&name, lease.ip);
             }
@@ -342,7 +399,32 @@ async fn run(
                 .context("DHCP server")
         });
     }
-    println!("ready");
+    // Installs that stop making progress fail after os.install_timeout.
+    let ticker_live = live.clone();
+    let ticker_tracker = tracker.clone();
+    let rx = stop_rx.clone();
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        let tick = async {
+            loop {
+                every.tick().await;
+                let timeout = ticker_live.current().cluster.os.install_timeout;
+                if timeout != slipway_cluster::LeaseTime::Infinite {
+                    for mac in ticker_tracker
+                        .expire(slipway_store::tracker::now(), u64::from(timeout.as_secs()))
+                    {
+                        tracing::warn!(%mac, "install timed out");
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = tick => {}
+            _ = stopped(rx) => {}
+        }
+        Ok(())
+    });
+    say!("ready");
 
     let handles = Handles {
         http: live,

@@ -6,9 +6,12 @@ use anyhow::Context;
 use slipway_cluster::{Cluster, Node};
 use slipway_pki::Pki;
 use slipway_render::{SecretFile, Secrets};
+use slipway_store::tracker::Tracker;
+use std::sync::Arc;
 
-/// The PKI, adapted to [`Secrets`].
-pub struct PkiSecrets(pub Pki);
+/// The PKI (and, when machines are tracked, their report tokens), adapted to
+/// [`Secrets`].
+pub struct PkiSecrets(pub Pki, pub Option<Arc<Tracker>>);
 
 impl Secrets for PkiSecrets {
     fn bootstrap_token(&self) -> &str {
@@ -21,6 +24,10 @@ impl Secrets for PkiSecrets {
 
     fn certificate_key(&self) -> &str {
         self.0.certificate_key()
+    }
+
+    fn report_tokens(&self, node: &Node) -> Option<(String, String)> {
+        self.1.as_ref().map(|t| t.tokens(node.mac))
     }
 
     fn node_files(&self, node: &Node) -> Vec<SecretFile> {
@@ -43,5 +50,54 @@ pub fn open(state_dir: &Path, cluster: &Cluster) -> anyhow::Result<PkiSecrets> {
     for path in pki.written() {
         tracing::info!(path = %path.display(), "PKI file created");
     }
-    Ok(PkiSecrets(pki))
+    Ok(PkiSecrets(pki, None))
+}
+
+/// A secret of `len` random bytes kept in `path` (0600), made once.
+pub fn secret_file(path: &Path, len: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Ok(existing) = std::fs::read(path) {
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o077)
+            .unwrap_or(0);
+        anyhow::ensure!(
+            mode == 0,
+            "{} is readable by others: chmod 600 it",
+            path.display()
+        );
+        anyhow::ensure!(
+            existing.len() == len,
+            "{} is damaged ({} bytes, expected {len}): remove it to make a new one",
+            path.display(),
+            existing.len()
+        );
+        return Ok(existing);
+    }
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// The operator token for the HTTP API's changes (`<state>/api-token`), as hex.
+pub fn api_token(state_dir: &Path) -> anyhow::Result<String> {
+    Ok(secret_file(&state_dir.join("api-token"), 16)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

@@ -15,6 +15,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod tracker;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;

@@ -1,0 +1,214 @@
+//! `slipway status`, `slipway events`, `slipway machine reinstall`: the machines' lives,
+//! asked of the running `slipway serve` over its HTTP API.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::EXIT_INVALID;
+use crate::check::{load_valid, write_stdout};
+
+/// The API base URL of the cluster in `file` (or `api` when given).
+fn api_base(file: &Path, api: Option<&str>, offline: bool) -> anyhow::Result<Option<String>> {
+    if let Some(a) = api {
+        return Ok(Some(a.trim_end_matches('/').to_string()));
+    }
+    Ok(load_valid(file, offline)?
+        .map(|c| format!("http://{}:{}", c.network.server, c.network.http_port)))
+}
+
+fn get(url: &str) -> anyhow::Result<Value> {
+    let mut resp = ureq::get(url).call().with_context(|| {
+        format!("asking {url} (is `slipway serve` running? give --api URL otherwise)")
+    })?;
+    resp.body_mut()
+        .read_json::<Value>()
+        .with_context(|| format!("reading {url}"))
+}
+
+fn when(at: Option<u64>) -> String {
+    match at {
+        None | Some(0) => "-".into(),
+        Some(t) => {
+            let now = slipway_store::tracker::now();
+            let ago = now.saturating_sub(t);
+            match ago {
+                0..60 => format!("{ago}s ago"),
+                60..3600 => format!("{}m ago", ago / 60),
+                3600..86400 => format!("{}h ago", ago / 3600),
+                _ => format!("{}d ago", ago / 86400),
+            }
+        }
+    }
+}
+
+fn describe(input: &Value) -> String {
+    match input {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_str() != Some(""))
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k} {s}"),
+                Value::Object(_) => format!("{k} {}", describe(v)).trim_end().to_string(),
+                other => format!("{k} {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// `slipway status`: a table (hostname, MAC, IP, firmware, state, since, last event) or JSON.
+pub fn status(
+    file: &Path,
+    api: Option<&str>,
+    json: bool,
+    offline: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(base) = api_base(file, api, offline)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let v = get(&format!("{base}/api/v1/machines"))?;
+    if json {
+        write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![
+        [
+            "HOSTNAME",
+            "MAC",
+            "IP",
+            "FIRMWARE",
+            "STATE",
+            "SINCE",
+            "LAST EVENT",
+        ]
+        .map(String::from),
+    ];
+    for m in v["machines"].as_array().cloned().unwrap_or_default() {
+        let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
+        let mut state = s("state");
+        if let Some(r) = m["reason"].as_str() {
+            state = format!("{state} ({r})");
+        }
+        rows.push([
+            s("hostname"),
+            s("mac"),
+            s("ip"),
+            s("firmware"),
+            state,
+            when(m["since"].as_u64()),
+            m["last_event"]["input"]
+                .as_null()
+                .map_or_else(|| describe(&m["last_event"]["input"]), |_| "-".into()),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slipway events [NODE]`: every recorded event, oldest first.
+pub fn events(
+    file: &Path,
+    node: Option<&str>,
+    api: Option<&str>,
+    offline: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(base) = api_base(file, api, offline)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let hosts: Vec<String> = match node {
+        Some(n) => vec![n.to_string()],
+        None => get(&format!("{base}/api/v1/machines"))?["machines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m["hostname"].as_str().map(String::from))
+            .collect(),
+    };
+    let mut lines: Vec<(u64, String)> = Vec::new();
+    for h in hosts {
+        let m = get(&format!("{base}/api/v1/machines/{h}"))?;
+        for e in m["events"].as_array().cloned().unwrap_or_default() {
+            let at = e["at"].as_u64().unwrap_or(0);
+            lines.push((
+                at,
+                format!(
+                    "{at}  {h:<20} {:<11} -> {:<11} {}",
+                    e["from"].as_str().unwrap_or("?"),
+                    e["to"].as_str().unwrap_or("?"),
+                    describe(&e["input"])
+                ),
+            ));
+        }
+    }
+    // Stable: each machine's events are already in order.
+    lines.sort_by_key(|(at, _)| *at);
+    let out: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
+    write_stdout(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slipway machine reinstall NODE`: re-arms the install (the operator token comes from
+/// the state directory).
+pub fn reinstall(
+    file: &Path,
+    node: &str,
+    state_dir: &Path,
+    api: Option<&str>,
+    offline: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(base) = api_base(file, api, offline)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let token = std::fs::read(state_dir.join("api-token")).with_context(|| {
+        format!(
+            "reading the operator token in {} (run this where `slipway serve` keeps its state)",
+            state_dir.display()
+        )
+    })?;
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    let url = format!("{base}/api/v1/machines/{node}/reinstall");
+    let mut resp = ureq::post(&url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .with_context(|| format!("asking {url}"))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 {
+        eprintln!(
+            "slipway: reinstall of {node} refused ({status}): {}",
+            body.trim()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    write_stdout(&format!(
+        "{node}: install re-armed (generation {}); its next network boot installs it\n",
+        v["generation"]
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,283 @@
+//! A machine's life through the real `slipway serve` (HTTP side, on loopback), driven
+//! the way a machine drives it: boot script, install config, install script with its
+//! report token, reports, local boot once installed, `ready`, then `reinstall` from the
+//! operator's CLI; states survive a restart.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const CLUSTER: &str = "\
+cluster: {name: t, domain: t.test}
+network: {interface: lo, server: 127.0.0.1, subnet: 127.0.0.0/24}
+os: {version: 4081.2.0, assets: mirror, install_timeout: 10m}
+kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
+access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
+nodes:
+  - {mac: 52:54:00:99:00:01, hostname: cp1, ip: 127.0.0.11, roles: [control-plane]}
+  - {mac: 52:54:00:99:00:02, hostname: w1, ip: 127.0.0.21}
+";
+
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path) -> Serve {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "--state-dir",
+            dir.join("state").to_str().unwrap_or_default(),
+            "serve",
+            dir.join("cluster.yaml").to_str().unwrap_or_default(),
+        ])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--no-dhcp",
+            "--no-tftp",
+            "--no-dns",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
+    let addr = line
+        .trim()
+        .strip_prefix("http listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    Serve {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+/// (status code, body)
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+fn slipway(dir: &std::path::Path, base: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "--state-dir",
+            dir.join("state").to_str().unwrap_or_default(),
+        ])
+        .args(args)
+        .args(["--api", base])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn state_of(dir: &std::path::Path, base: &str, host: &str) -> String {
+    let file = dir.join("cluster.yaml");
+    let (code, out) = slipway(
+        dir,
+        base,
+        &["status", file.to_str().unwrap_or_default(), "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["machines"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|m| m["hostname"] == host)
+                .map(|m| m["state"].as_str().unwrap_or("").to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn between<'a>(text: &'a str, start: &str, end: char) -> &'a str {
+    let i = text.find(start).map(|i| i + start.len()).unwrap_or(0);
+    let rest = &text[i..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+#[test]
+fn install_once_with_reports_and_reinstall() {
+    let dir = std::env::temp_dir().join(format!("slipway-life-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("cluster.yaml"), CLUSTER).unwrap_or_else(|e| panic!("{e}"));
+    let s = serve(&dir);
+    let b = s.base.clone();
+    let file = dir.join("cluster.yaml");
+    let file = file.to_str().unwrap_or_default();
+    let mac = "52-54-00-99-00-01";
+    assert_eq!(state_of(&dir, &b, "cp1"), "unknown");
+
+    // PXE: the boot script installs.
+    let (code, script) = curl(&[&format!(
+        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
+    )]);
+    assert_eq!(code, 200);
+    assert!(
+        script.contains("flatcar_production_pxe.vmlinuz"),
+        "{script}"
+    );
+    assert_eq!(state_of(&dir, &b, "cp1"), "booting");
+    // The live system fetches its install config, then the install script, from its address.
+    assert_eq!(
+        curl(&[
+            "--interface",
+            "127.0.0.11",
+            &format!("{b}/config/{mac}/install")
+        ])
+        .0,
+        200
+    );
+    assert_eq!(state_of(&dir, &b, "cp1"), "installing");
+    assert_eq!(
+        curl(&[&format!("{b}/config/{mac}/install.sh")]).0,
+        403,
+        "the script holds the report token: only for the machine"
+    );
+    let (_, install) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        &format!("{b}/config/{mac}/install.sh"),
+    ]);
+    let report = format!(
+        "http://127.0.0.1:{}",
+        between(&install, "'http://127.0.0.1:", '\'')
+    );
+    assert!(report.contains("/report/52-54-00-99-00-01/"), "{install}");
+
+    // Reports: a wrong token is refused; the right one moves the machine.
+    let forged = format!("{b}/report/{mac}/00000000000000000000000000000000/installed");
+    assert_eq!(curl(&["-X", "POST", &forged]).0, 403);
+    let own = report.replacen("http://127.0.0.1:8080", &b, 1);
+    assert_eq!(curl(&["-X", "POST", &format!("{own}/installing")]).0, 200);
+    assert_eq!(curl(&["-X", "POST", &format!("{own}/installed")]).0, 200);
+    assert_eq!(state_of(&dir, &b, "cp1"), "installed");
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{own}/ready")]).0,
+        403,
+        "the install token cannot say ready"
+    );
+
+    // Install once: the next network boot boots the disk.
+    let (_, again) = curl(&[&format!(
+        "{b}/ipxe/{mac}.ipxe?buildarch=i386&platform=pcbios"
+    )]);
+    assert!(
+        again.contains("sanboot --no-describe --drive 0x80") && !again.contains("vmlinuz"),
+        "{again}"
+    );
+
+    // The installed system reports ready with the token in its config.
+    let (_, installed) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        &format!("{b}/config/{mac}/installed"),
+    ]);
+    let ready = format!(
+        "http://127.0.0.1:{}",
+        between(&installed, "-X POST http://127.0.0.1:", '\\')
+    );
+    assert!(ready.ends_with("/ready"), "{ready}");
+    assert_eq!(
+        curl(&[
+            "-X",
+            "POST",
+            &ready.replacen("http://127.0.0.1:8080", &b, 1)
+        ])
+        .0,
+        200
+    );
+    assert_eq!(state_of(&dir, &b, "cp1"), "ready");
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{own}/failed")]).0,
+        409,
+        "a ready machine cannot fail its install"
+    );
+
+    // The table and the events.
+    let (code, table) = slipway(&dir, &b, &["status", file]);
+    assert_eq!(code, 0, "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("cp1 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("52:54:00:99:00:01")
+            && row.contains("127.0.0.11")
+            && row.contains("ready")
+            && row.contains("pcbios i386"),
+        "{row}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("w1 ") && l.contains("unknown")),
+        "{table}"
+    );
+    let (_, events) = slipway(&dir, &b, &["events", file, "cp1"]);
+    let transitions: Vec<&str> = events
+        .lines()
+        .map(|l| l.split_whitespace().nth(4).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        transitions,
+        [
+            "booting",
+            "installing",
+            "installing",
+            "installed",
+            "installed",
+            "ready"
+        ],
+        "{events}"
+    );
+
+    // The operator re-arms the install: old tokens die, the next boot installs.
+    let (code, out) = slipway(&dir, &b, &["machine", file, "reinstall", "cp1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("generation 1"), "{out}");
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{b}/api/v1/machines/cp1/reinstall")]).0,
+        401,
+        "the API needs the operator token"
+    );
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{own}/installed")]).0,
+        403,
+        "the old install token is dead"
+    );
+    let (_, again) = curl(&[&format!(
+        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
+    )]);
+    assert!(again.contains("vmlinuz"), "{again}");
+
+    // States survive a restart.
+    drop(s);
+    let s = serve(&dir);
+    assert_eq!(state_of(&dir, &s.base, "cp1"), "booting");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,220 @@
+//! The live record of every machine's life: the [`Machine`] state machines in memory,
+//! each change written to the store before it counts, report tokens checked here.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use slipway_cluster::MacAddr;
+use slipway_lifecycle::{Input, Machine, Purpose, Rejected, Report, check_token, token};
+
+use crate::{MachineStore, StoreError};
+
+/// Why a report was not taken.
+#[derive(Debug)]
+pub enum ReportError {
+    /// The token is not this machine's for this report (or is from an older install).
+    BadToken,
+    /// The report makes no sense in the machine's state.
+    OutOfOrder(Rejected),
+    /// The change could not be stored.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportError::BadToken => f.write_str("bad report token"),
+            ReportError::OutOfOrder(r) => write!(f, "{r}"),
+            ReportError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Machines, their tokens and their persistence.
+pub struct Tracker {
+    store: std::sync::Arc<dyn MachineStore>,
+    key: Vec<u8>,
+    machines: Mutex<BTreeMap<MacAddr, Machine>>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Tracker {
+    /// Loads every machine from `store`; `key` signs report tokens.
+    pub fn new(
+        store: std::sync::Arc<dyn MachineStore>,
+        key: Vec<u8>,
+    ) -> Result<Tracker, StoreError> {
+        let machines = store.machines()?.into_iter().map(|m| (m.mac, m)).collect();
+        Ok(Tracker {
+            store,
+            key,
+            machines: Mutex::new(machines),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<MacAddr, Machine>) -> T) -> T {
+        match self.machines.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Applies `input` to `mac` at `now`, storing the machine if anything was recorded.
+    pub fn record(&self, mac: MacAddr, now: u64, input: Input) -> Result<Machine, ReportError> {
+        self.with(|all| {
+            let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
+            let before = m.events.len();
+            let before_state = (m.state, m.firmware.clone());
+            m.apply(now, input).map_err(ReportError::OutOfOrder)?;
+            if m.events.len() != before || (m.state, m.firmware.clone()) != before_state {
+                self.store.put_machine(&m).map_err(ReportError::Store)?;
+                if m.state != before_state.0 {
+                    tracing::info!(%mac, from = %before_state.0, to = %m.state, "machine state");
+                }
+                all.insert(mac, m.clone());
+            }
+            Ok(m)
+        })
+    }
+
+    /// A report from the install script or the installed system, if `given` is the
+    /// machine's token for it.
+    pub fn report(
+        &self,
+        mac: MacAddr,
+        given: &str,
+        report: Report,
+    ) -> Result<Machine, ReportError> {
+        let purpose = if matches!(report, Report::Ready { .. }) {
+            Purpose::Ready
+        } else {
+            Purpose::Install
+        };
+        let generation = self.machine(mac).map_or(0, |m| m.generation);
+        if !check_token(&self.key, mac, generation, purpose, given) {
+            return Err(ReportError::BadToken);
+        }
+        self.record(mac, now(), Input::Reported(report))
+    }
+
+    /// The machine, if slipway has seen it.
+    pub fn machine(&self, mac: MacAddr) -> Option<Machine> {
+        self.with(|all| all.get(&mac).cloned())
+    }
+
+    /// Every machine slipway has seen.
+    pub fn all(&self) -> Vec<Machine> {
+        self.with(|all| all.values().cloned().collect())
+    }
+
+    /// Whether `mac`'s next network boot runs the installer.
+    pub fn boots_installer(&self, mac: MacAddr) -> bool {
+        self.machine(mac).is_none_or(|m| m.boots_installer())
+    }
+
+    /// The report tokens of `mac`'s current install: (install, ready).
+    pub fn tokens(&self, mac: MacAddr) -> (String, String) {
+        let g = self.machine(mac).map_or(0, |m| m.generation);
+        (
+            token(&self.key, mac, g, Purpose::Install),
+            token(&self.key, mac, g, Purpose::Ready),
+        )
+    }
+
+    /// Marks every machine in progress for longer than `timeout_secs` as failed.
+    /// Returns the MACs that failed now.
+    pub fn expire(&self, now: u64, timeout_secs: u64) -> Vec<MacAddr> {
+        let stale: Vec<MacAddr> = self.with(|all| {
+            all.values()
+                .filter(|m| m.in_progress() && now.saturating_sub(m.since) >= timeout_secs)
+                .map(|m| m.mac)
+                .collect()
+        });
+        for mac in &stale {
+            if let Err(e) = self.record(
+                *mac,
+                now,
+                Input::TimedOut {
+                    after_secs: timeout_secs,
+                },
+            ) {
+                tracing::error!(%mac, "cannot record a timeout: {e}");
+            }
+        }
+        stale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+    use std::sync::Arc;
+
+    #[test]
+    fn reports_need_the_right_token_and_persist() {
+        let store = Arc::new(MemoryStore::default());
+        let t = Tracker::new(store.clone(), b"k".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let (install, ready) = t.tokens(mac);
+        assert!(matches!(
+            t.report(mac, "nope", Report::Installed),
+            Err(ReportError::BadToken)
+        ));
+        assert!(
+            matches!(
+                t.report(mac, &ready, Report::Installed),
+                Err(ReportError::BadToken)
+            ),
+            "the ready token cannot install"
+        );
+        let m = t
+            .report(mac, &install, Report::Installed)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.state, slipway_lifecycle::State::Installed);
+        assert!(!t.boots_installer(mac));
+        assert_eq!(store.machines().unwrap_or_default().len(), 1, "persisted");
+        // Re-arm: old tokens stop working.
+        t.record(mac, 10, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.boots_installer(mac));
+        assert!(matches!(
+            t.report(mac, &install, Report::Installed),
+            Err(ReportError::BadToken)
+        ));
+        let t2 = Tracker::new(store, b"k".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            t2.machine(mac).map(|m| m.generation),
+            Some(1),
+            "reloaded from the store"
+        );
+    }
+
+    #[test]
+    fn stale_installs_time_out() {
+        let t = Tracker::new(Arc::new(MemoryStore::default()), vec![1; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mac = MacAddr([2, 0, 0, 0, 0, 2]);
+        t.record(
+            mac,
+            100,
+            Input::BootScript {
+                firmware: "x".into(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.expire(100 + 599, 600).is_empty());
+        assert_eq!(t.expire(100 + 600, 600), vec![mac]);
+        assert_eq!(
+            t.machine(mac).map(|m| m.state),
+            Some(slipway_lifecycle::State::Failed)
+        );
+    }
+}
