@@ -135,7 +135,6 @@ struct Reload {
 /// The running services' handles that a reload updates.
 struct Handles {
     http: Arc<slipway_http::Live>,
-    tftp: Option<Arc<slipway_tftp::MapSource>>,
     dns: Option<slipway_dns::ZoneHandle>,
     dhcp: Option<Arc<Mutex<slipway_dhcp::Server>>>,
     boot_dir: PathBuf,
@@ -178,9 +177,6 @@ impl Reload {
             && let Ok(mut server) = dhcp.lock()
         {
             server.reconfigure(slipway_dhcp::Config::from_cluster(&cluster));
-        }
-        if let Some(map) = &h.tftp {
-            fill_tftp(map, Some(&h.http.current().cluster), &cluster);
         }
         if let Some(dns) = &h.dns {
             match slipway_dns::Zone::from_cluster(&cluster) {
@@ -255,12 +251,12 @@ async fn run(
     });
 
     // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
-    let mut tftp_map = None;
     if !listen.no_tftp {
-        let map = Arc::new(slipway_tftp::MapSource::new());
-        fill_tftp(&map, None, &cluster);
-        tftp_map = Some(map.clone());
-        let mut layers: Vec<Arc<dyn slipway_tftp::Source>> = vec![map];
+        let generated = Arc::new(Generated {
+            live: live.clone(),
+            tracker: tracker.clone(),
+        });
+        let mut layers: Vec<Arc<dyn slipway_tftp::Source>> = vec![generated];
         let mut dirs = vec![
             listen.boot_dir.clone(),
             "/usr/lib/PXELINUX".into(),
@@ -428,7 +424,6 @@ async fn run(
 
     let handles = Handles {
         http: live,
-        tftp: tftp_map,
         dns: zone_handle,
         dhcp: dhcp_handle,
         boot_dir: listen.boot_dir.clone(),
@@ -463,41 +458,59 @@ async fn run(
     outcome
 }
 
-/// The generated TFTP files of `cluster`: pxelinux and GRUB configs per node, and
-/// pxelinux's `default`.
-fn tftp_files(cluster: &Cluster) -> Vec<(String, String)> {
-    let urls = slipway_render::Urls::new(cluster);
-    let mut files = vec![(
-        "pxelinux.cfg/default".to_string(),
-        slipway_render::pxelinux::default_config(),
-    )];
-    for node in &cluster.nodes {
-        let boot = slipway_render::boot::install(cluster, node, &urls);
-        files.push((
-            slipway_render::pxelinux::file_name(node),
-            slipway_render::pxelinux::install(cluster, node, &boot, &urls),
-        ));
-        files.push((
-            slipway_render::grub::file_name(node),
-            slipway_render::grub::install(cluster, node, &boot, &urls),
-        ));
-    }
-    files
+/// The TFTP files slipway writes itself, made at each request from the configuration
+/// in force and the machine's life: pxelinux's `default` (boot the local disk), and per
+/// node `pxelinux.cfg/01-<mac>` and `grub.cfg-01-<mac>`, which install a machine until
+/// it is installed and boot its disk from then on (install once, as iPXE does).
+struct Generated {
+    live: Arc<slipway_http::Live>,
+    tracker: Arc<Tracker>,
 }
 
-/// Publishes `cluster`'s generated files in `map`, withdrawing those of `old` that are
-/// gone (nodes removed from the file).
-fn fill_tftp(map: &slipway_tftp::MapSource, old: Option<&Cluster>, cluster: &Cluster) {
-    let wanted = tftp_files(cluster);
-    for (path, text) in &wanted {
-        if let Err(e) = map.insert(path, text.as_bytes().to_vec()) {
-            tracing::warn!(path, "TFTP: cannot publish a generated file: {e:?}");
+impl slipway_tftp::Source for Generated {
+    fn open(
+        &self,
+        path: &str,
+        client: SocketAddr,
+    ) -> Result<slipway_tftp::Content, slipway_tftp::OpenError> {
+        use slipway_render::{boot, grub, pxelinux};
+        if path == "pxelinux.cfg/default" {
+            return Ok(slipway_tftp::Content::bytes(
+                pxelinux::default_config().into_bytes(),
+            ));
         }
-    }
-    for (path, _) in old.map(tftp_files).unwrap_or_default() {
-        if !wanted.iter().any(|(p, _)| *p == path) {
-            map.remove(&path);
+        let (kind, mac) = if let Some(m) = path.strip_prefix("pxelinux.cfg/01-") {
+            ("pxelinux", m)
+        } else if let Some(m) = path.strip_prefix("grub.cfg-01-") {
+            ("grub", m)
+        } else {
+            return Err(slipway_tftp::OpenError::NotFound);
+        };
+        let service = self.live.current();
+        let cluster = &service.cluster;
+        let Some(node) = mac.parse().ok().and_then(|m| cluster.node_by_mac(m)) else {
+            return Err(slipway_tftp::OpenError::NotFound);
+        };
+        let input = slipway_lifecycle::Input::BootScript {
+            firmware: kind.into(),
+        };
+        if let Err(e) = self
+            .tracker
+            .record(node.mac, slipway_store::tracker::now(), input)
+        {
+            tracing::error!(mac = %node.mac, "cannot record the boot: {e}");
         }
+        let installer = self.tracker.boots_installer(node.mac);
+        tracing::info!(host = node.hostname, %client, kind, installer, "boot config over TFTP");
+        let urls = slipway_render::Urls::new(cluster);
+        let b = boot::install(cluster, node, &urls);
+        let text = match (kind, installer) {
+            ("pxelinux", true) => pxelinux::install(cluster, node, &b, &urls),
+            ("pxelinux", false) => pxelinux::local_boot(node),
+            (_, true) => grub::install(cluster, node, &b, &urls),
+            (_, false) => grub::local_boot(),
+        };
+        Ok(slipway_tftp::Content::bytes(text.into_bytes()))
     }
 }
 

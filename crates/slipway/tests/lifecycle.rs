@@ -20,6 +20,7 @@ nodes:
 struct Serve {
     child: Child,
     base: String,
+    tftp: String,
 }
 
 impl Drop for Serve {
@@ -40,8 +41,9 @@ fn serve(dir: &std::path::Path) -> Serve {
         .args([
             "--http-listen",
             "127.0.0.1:0",
+            "--tftp-listen",
+            "127.0.0.1:0",
             "--no-dhcp",
-            "--no-tftp",
             "--no-dns",
         ])
         .stdout(Stdio::piped())
@@ -49,17 +51,50 @@ fn serve(dir: &std::path::Path) -> Serve {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut out = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
-    let addr = line
-        .trim()
-        .strip_prefix("http listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let (mut http, mut tftp) = (String::new(), String::new());
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with("ready") {
+            break;
+        }
+        if let Some(a) = line.trim().strip_prefix("http listening on ") {
+            http = a.to_string();
+        }
+        if let Some(a) = line.trim().strip_prefix("tftp listening on ") {
+            tftp = a.to_string();
+        }
+    }
     Serve {
         child,
-        base: format!("http://{addr}"),
+        base: format!("http://{http}"),
+        tftp,
     }
+}
+
+/// Fetches `file` over TFTP with tftp-hpa.
+fn tftp_get(addr: &str, file: &str, dir: &std::path::Path) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "69"));
+    let dest = dir.join("tftp.out");
+    let _ = std::fs::remove_file(&dest);
+    let out = Command::new("tftp")
+        .args([
+            host,
+            port,
+            "-m",
+            "binary",
+            "-c",
+            "get",
+            file,
+            dest.to_str().unwrap_or_default(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("tftp: {e} (apt-get install tftp-hpa)"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&dest).unwrap_or_default()
 }
 
 /// (status code, body)
@@ -132,6 +167,13 @@ fn install_once_with_reports_and_reinstall() {
     let mac = "52-54-00-99-00-01";
     assert_eq!(state_of(&dir, &b, "cp1"), "unknown");
 
+    // pxelinux sites: the per-MAC config installs, for now.
+    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", &dir);
+    assert!(
+        pxe.contains("kernel 4081.2.0/flatcar_production_pxe.vmlinuz"),
+        "{pxe}"
+    );
+
     // PXE: the boot script installs.
     let (code, script) = curl(&[&format!(
         "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
@@ -191,6 +233,12 @@ fn install_once_with_reports_and_reinstall() {
         "{again}"
     );
 
+    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", &dir);
+    assert!(
+        pxe.contains("localboot 0") && !pxe.contains("vmlinuz"),
+        "pxelinux boots the disk too: {pxe}"
+    );
+
     // The installed system reports ready with the token in its config.
     let (_, installed) = curl(&[
         "--interface",
@@ -229,7 +277,7 @@ fn install_once_with_reports_and_reinstall() {
         row.contains("52:54:00:99:00:01")
             && row.contains("127.0.0.11")
             && row.contains("ready")
-            && row.contains("pcbios i386"),
+            && row.contains("pxelinux"),
         "{row}"
     );
     assert!(
@@ -247,8 +295,10 @@ fn install_once_with_reports_and_reinstall() {
         transitions,
         [
             "booting",
+            "booting",
             "installing",
             "installing",
+            "installed",
             "installed",
             "installed",
             "ready"
