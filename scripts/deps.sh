@@ -33,6 +33,15 @@ NEEDED=(
   tftp:tftp-hpa
   atftp:atftp
   nft:nftables
+  # The Flatcar-shaped test OS (tests/e2e/testos): a hybrid BIOS/UEFI disk image.
+  mcopy:mtools
+  mkfs.fat:dosfstools
+  syslinux:syslinux
+  /usr/lib/syslinux/mbr/gptmbr.bin:syslinux-common
+  grub-mkstandalone:grub-common
+  /usr/lib/grub/x86_64-efi/linux.mod:grub-efi-amd64-bin
+  sfdisk:fdisk
+  bzip2:bzip2
 )
 missing=()
 for spec in "${NEEDED[@]}"; do

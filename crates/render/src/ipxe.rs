@@ -29,7 +29,12 @@ pub fn chain(urls: &Urls) -> String {
          sleep 2\n\
          goto net\n\
          :fetch\n\
-         chain --autofree {base}/ipxe/${{mac:hexhyp}}.ipxe?buildarch=${{buildarch}}&platform=${{platform}} && exit ||\n\
+         imgfetch --name own {base}/ipxe/${{mac:hexhyp}}.ipxe?buildarch=${{buildarch}}&platform=${{platform}} || goto retry\n\
+         # The machine's script either boots, or says \"not from here\" with exit 1, which\n\
+         # must reach the firmware so it tries the next boot entry (the local disk).\n\
+         chain --autofree own || exit 1\n\
+         exit\n\
+         :retry\n\
          inc attempt\n\
          iseq ${{attempt}} {RETRIES} && goto giveup ||\n\
          echo slipway: no script for ${{mac}} yet, retrying (${{attempt}}/{RETRIES})\n\
@@ -94,8 +99,8 @@ pub fn local_boot(node: &Node) -> String {
     format!(
         "#!ipxe\n\
          # slipway: {} ({}) is installed: boot from local disk\n\
-         iseq ${{platform}} efi && exit ||\n\
-         sanboot --no-describe --drive 0x80 || exit\n",
+         iseq ${{platform}} efi && exit 1 ||\n\
+         sanboot --no-describe --drive 0x80 || exit 1\n",
         node.hostname, node.mac
     )
 }
