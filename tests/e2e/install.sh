@@ -8,6 +8,8 @@
 #
 #   tests/e2e/install.sh                  # vm0 BIOS, vm1 UEFI
 #   NVMS=8 tests/e2e/install.sh           # a fleet, mixed firmware
+#   LOSS=5 tests/e2e/install.sh           # drop 5% of the packets to and from slipway
+#   KILL=1 tests/e2e/install.sh           # SIGKILL slipway mid-install, restart it
 #
 # Asserts per VM: its reserved address, the installer ran, the disk booted with its own
 # hostname, and the lifecycle history in `slipway status --json` / the API:
@@ -113,9 +115,13 @@ EOF
 ip netns exec "$NS" dnsmasq --keep-in-foreground --conf-file="$W/run/ra.conf" \
   --log-facility="$W/logs/ra.log" --pid-file= >"$W/logs/ra.out" 2>&1 &
 PIDS+=($!)
-ip netns exec "$NS" env RUST_LOG=info "$SLIPWAY" --state-dir "$W/state" serve "$W/cluster.yaml" \
-  >"$W/logs/slipway.out" 2>"$W/logs/slipway.log" &
-PIDS+=($!)
+start_slipway() {
+  ip netns exec "$NS" env RUST_LOG=info "$SLIPWAY" --state-dir "$W/state" serve "$W/cluster.yaml" \
+    >>"$W/logs/slipway.out" 2>>"$W/logs/slipway.log" &
+  SLIPWAY_PID=$!
+}
+start_slipway
+PIDS+=($SLIPWAY_PID)
 ready=0
 for _ in $(seq 300); do
   grep -q '^ready' "$W/logs/slipway.out" 2>/dev/null && grep -q 'router advertisement on br0' "$W/logs/ra.log" 2>/dev/null && { ready=1; break; }
@@ -154,11 +160,35 @@ run_vm() {
   t1=$(date +%s.%N)
   echo "$rc $(awk "BEGIN{print $t1 - $t0}") $fw" > "$W/run/vm$i.result"
 }
+if [ "${LOSS:-0}" != 0 ]; then
+  # No tc netem in this kernel: nftables drops LOSS% of what slipway sends and receives.
+  printf 'table inet loss {\n  chain in { type filter hook input priority 0; iifname "br0" numgen random mod 100 < %s counter drop; }\n  chain out { type filter hook output priority 0; oifname "br0" numgen random mod 100 < %s counter drop; }\n}\n' "$LOSS" "$LOSS" > "$W/run/loss.nft"
+  ip netns exec "$NS" nft -f "$W/run/loss.nft"
+  log "dropping ${LOSS}% of slipway's packets"
+fi
+if [ "${KILL:-0}" = 1 ]; then
+  # Crash slipway once the first machine is installing, then start it again.
+  (
+    for _ in $(seq 600); do
+      grep -q 'to=installing' "$W/logs/slipway.log" 2>/dev/null && break
+      sleep 0.1
+    done
+    kill -9 "$SLIPWAY_PID" 2>/dev/null
+    log "SIGKILLed slipway mid-install"
+    sleep 1
+    start_slipway
+    echo "$SLIPWAY_PID" > "$W/run/slipway2.pid"
+    log "slipway restarted"
+  ) &
+  KILLER=$!
+fi
 log "installing $NVMS VM(s) through slipway, netns $NS"
 T0=$(date +%s.%N)
 JOBS=()
 for ((i=0; i<NVMS; i++)); do run_vm "$i" & JOBS+=($!); done
 for j in "${JOBS[@]}"; do wait "$j" || true; done
+[ -n "${KILLER:-}" ] && wait "$KILLER" 2>/dev/null
+[ -f "$W/run/slipway2.pid" ] && PIDS+=("$(cat "$W/run/slipway2.pid")")
 T1=$(date +%s.%N)
 
 # ---------------------------------------------------------------- verdict
@@ -185,6 +215,15 @@ PY
 done
 ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
 ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" vm0 | sed 's/^/  /'
+if [ "${KILL:-0}" = 1 ] && [ ! -f "$W/run/slipway2.pid" ]; then
+  log "slipway was never killed and restarted"; fail=1
+fi
+# No address handed out twice: each address appears with one MAC only.
+dups=$(grep -o 'lease mac=[0-9a-f:]* ip=[0-9.]*' "$W/logs/slipway.log" | sort -u | awk '{print $3}' | sort | uniq -d)
+[ -z "$dups" ] || { log "addresses given to more than one MAC: $dups"; fail=1; }
+if [ "${LOSS:-0}" != 0 ]; then
+  log "packets dropped: $(ip netns exec "$NS" nft list table inet loss | grep -o 'packets [0-9]*' | awk '{s+=$2} END {print s+0}')"
+fi
 [ "$fail" = 0 ] || { log "slipway log tail:"; tail -n 40 "$W/logs/slipway.log" >&2; }
 printf 'TOTAL: %d VM(s) installed %s in %.2fs\n' "$NVMS" "$([ $fail = 0 ] && echo PASS || echo FAIL)" "$(awk "BEGIN{print $T1 - $T0}")"
 exit $fail
