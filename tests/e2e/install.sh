@@ -10,6 +10,7 @@
 #   NVMS=8 tests/e2e/install.sh           # a fleet, mixed firmware
 #   LOSS=5 tests/e2e/install.sh           # drop 5% of the packets to and from slipway
 #   KILL=1 tests/e2e/install.sh           # SIGKILL slipway mid-install, restart it
+#   STRANGER=1 tests/e2e/install.sh       # plus a VM whose MAC is not in the file: it boots nothing
 #
 # Asserts per VM: its reserved address, the installer ran, the disk booted with its own
 # hostname, and the lifecycle history in `slipway status --json` / the API:
@@ -98,7 +99,7 @@ ip -n "$NS" link add br0 type bridge
 ip -n "$NS" addr add "$SRV/24" dev br0
 ip -n "$NS" addr add fd99::1/64 dev br0
 ip -n "$NS" link set br0 up
-for ((i=0; i<NVMS; i++)); do
+for ((i=0; i<NVMS + 1; i++)); do
   ip -n "$NS" tuntap add dev "tap$i" mode tap
   ip -n "$NS" link set "tap$i" master br0
   ip -n "$NS" link set "tap$i" up
@@ -186,6 +187,14 @@ log "installing $NVMS VM(s) through slipway, netns $NS"
 T0=$(date +%s.%N)
 JOBS=()
 for ((i=0; i<NVMS; i++)); do run_vm "$i" & JOBS+=($!); done
+if [ "${STRANGER:-0}" = 1 ]; then
+  # A machine slipway does not know: 45 s of PXE attempts must get it nothing.
+  (timeout 45 ip netns exec "$NS" qemu-system-x86_64 -accel tcg -m 256 -nodefaults -nographic -monitor none \
+      -netdev tap,id=n0,ifname="tap$NVMS",script=no,downscript=no \
+      -device "virtio-net-pci,netdev=n0,mac=52:54:00:77:77:77,bootindex=1" -serial stdio \
+      </dev/null 2>/dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?=]*[A-Za-z]//g' >"$W/logs/stranger.serial" || true) &
+  JOBS+=($!)
+fi
 for j in "${JOBS[@]}"; do wait "$j" || true; done
 [ -n "${KILLER:-}" ] && wait "$KILLER" 2>/dev/null
 [ -f "$W/run/slipway2.pid" ] && PIDS+=("$(cat "$W/run/slipway2.pid")")
@@ -210,13 +219,26 @@ PY
 )
   [ "$hist" = ready ] || ok=FAIL
   [ "$rc" = 0 ] || ok=FAIL
-  printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist"
+  # The history, in order, and the time from the first sign of life to ready.
+  ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
+  path=$(awk '$3 != $5 {print $5}' "$W/logs/vm$i.events" | tr '\n' ' ')
+  case "$path" in *"booting installing installed ready"*) ;; *) ok=FAIL ;; esac
+  ttr=$(awk 'NR==1 {first=$1} $5=="ready" && $3!="ready" {print $1-first}' "$W/logs/vm$i.events")
+  printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%-6s ready_after=%ss  path: %s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist" "${ttr:-?}" "$path"
   [ "$ok" = PASS ] || { fail=1; tail -n 40 "$s" | sed "s/^/  vm$i| /"; }
 done
 ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
 ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" vm0 | sed 's/^/  /'
 if [ "${KILL:-0}" = 1 ] && [ ! -f "$W/run/slipway2.pid" ]; then
   log "slipway was never killed and restarted"; fail=1
+fi
+if [ "${STRANGER:-0}" = 1 ]; then
+  if grep -q 'ignoring a machine that is not in the cluster file.*52:54:00:77:77:77\|52:54:00:77:77:77.*ignoring a machine' "$W/logs/slipway.log" &&
+     ! grep -q 'lease mac=52:54:00:77:77:77' "$W/logs/slipway.log" && ! grep -q 'LIVE\|slipway:' "$W/logs/stranger.serial"; then
+    printf 'stranger PASS  52:54:00:77:77:77 got no lease and booted nothing\n'
+  else
+    printf 'stranger FAIL\n'; fail=1
+  fi
 fi
 # No address handed out twice: each address appears with one MAC only.
 dups=$(grep -o 'lease mac=[0-9a-f:]* ip=[0-9.]*' "$W/logs/slipway.log" | sort -u | awk '{print $3}' | sort | uniq -d)
