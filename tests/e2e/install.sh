@@ -208,6 +208,7 @@ for ((i=0; i<NVMS; i++)); do
   s=$W/logs/vm$i.serial
   ok=PASS
   grep -q "slipway: vm$i on " "$s"                  || ok=FAIL   # iPXE ran the install script
+  grep -q "E2E: LIVE DHCP OK $SUBNET.$((11 + i))/" "$s" || ok=FAIL  # with its reserved address
   grep -q "E2E: READY hostname=vm$i" "$s"            || ok=FAIL   # the installed disk booted as itself
   grep -q "E2E: READY-REPORT http=200" "$s"          || ok=FAIL   # and told slipway
   hist=$(python3 - "$W/logs/status.json" "vm$i" "$W/state" <<'PY'

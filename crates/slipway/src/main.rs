@@ -4,6 +4,7 @@
 //! code (0 success, 1 failure to run, 2 invalid input).
 
 mod check;
+mod demo_cmd;
 mod export_cmd;
 mod host;
 mod machine_cmd;
@@ -121,6 +122,16 @@ enum Command {
         #[command(subcommand)]
         action: MachineAction,
     },
+    /// The lab on this machine: QEMU VMs (BIOS and UEFI) PXE-boot through slipway,
+    /// install a Flatcar-shaped test OS to disk, reboot into it and report ready.
+    Demo {
+        /// How many VMs (even ones BIOS, odd ones UEFI).
+        #[arg(long, default_value_t = 3)]
+        vms: u32,
+        /// Keep the work directory (logs, serial consoles, the cluster file).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Convert another tool's cluster description into a slipway cluster file.
     Convert {
         /// The format of the input.
@@ -201,6 +212,7 @@ fn main() -> ExitCode {
             cli.api.as_deref(),
             cli.offline,
         ),
+        Command::Demo { vms, keep } => demo_cmd::demo(vms, keep),
         Command::Convert {
             from: From::Sextant,
             file,
