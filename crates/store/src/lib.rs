@@ -110,6 +110,8 @@ fn db_err(e: impl fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
 impl RedbStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -121,12 +123,11 @@ impl RedbStore {
         tx.commit().map_err(db_err)?;
         Ok(RedbStore { db })
     }
-}
 
-impl LeaseStore for RedbStore {
-    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+    /// Every record of `table`, decoded.
+    fn all<T: serde::de::DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(LEASES).map_err(db_err)?;
+        let table = tx.open_table(table).map_err(db_err)?;
         let mut out = Vec::new();
         for row in table.iter().map_err(db_err)? {
             let (_, v) = row.map_err(db_err)?;
@@ -138,53 +139,52 @@ impl LeaseStore for RedbStore {
         Ok(out)
     }
 
-    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(lease).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    /// Writes `value` under `mac` in `table` (or removes it), durably, in its own
+    /// transaction.
+    fn write<T: Serialize>(
+        &self,
+        table: Table,
+        mac: MacAddr,
+        value: Option<&T>,
+    ) -> Result<(), StoreError> {
+        let bytes = value
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let tx = self.db.begin_write().map_err(db_err)?;
         {
-            let mut table = tx.open_table(LEASES).map_err(db_err)?;
-            table
-                .insert(&lease.mac.octets()[..], &bytes[..])
-                .map_err(db_err)?;
+            let mut t = tx.open_table(table).map_err(db_err)?;
+            match &bytes {
+                Some(b) => t.insert(&mac.octets()[..], &b[..]).map(drop),
+                None => t.remove(&mac.octets()[..]).map(drop),
+            }
+            .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
+}
+
+impl LeaseStore for RedbStore {
+    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.all(LEASES)
+    }
+
+    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.write(LEASES, lease.mac, Some(lease))
+    }
 
     fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = tx.open_table(LEASES).map_err(db_err)?;
-            table.remove(&mac.octets()[..]).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        self.write::<Lease>(LEASES, mac, None)
     }
 }
 
 impl MachineStore for RedbStore {
     fn machines(&self) -> Result<Vec<Machine>, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(MACHINES).map_err(db_err)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(db_err)? {
-            let (_, v) = row.map_err(db_err)?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
-        }
-        Ok(out)
+        self.all(MACHINES)
     }
 
     fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(machine).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = tx.open_table(MACHINES).map_err(db_err)?;
-            table
-                .insert(&machine.mac.octets()[..], &bytes[..])
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        self.write(MACHINES, machine.mac, Some(machine))
     }
 }
 
