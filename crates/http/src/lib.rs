@@ -129,7 +129,15 @@ pub async fn serve(
     service: Arc<Live>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
+    // Small responses go out at once: without TCP_NODELAY, Nagle's algorithm holds a
+    // body written after its headers until the client's delayed ACK (tens of ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
