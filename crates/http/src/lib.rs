@@ -429,7 +429,6 @@ async fn report(
 }
 
 fn machine_json(
-    c: &Cluster,
     n: &Node,
     m: Option<&slipway_lifecycle::Machine>,
     events: bool,
@@ -448,7 +447,6 @@ fn machine_json(
     if events {
         v["events"] = json!(m.map(|m| m.events.clone()).unwrap_or_default());
     }
-    let _ = c;
     v
 }
 
@@ -461,7 +459,7 @@ async fn api_machines(State(live): State<Shared>) -> Response {
         .cluster
         .nodes
         .iter()
-        .map(|n| machine_json(&s.cluster, n, t.machine(n.mac).as_ref(), false))
+        .map(|n| machine_json(n, t.machine(n.mac).as_ref(), false))
         .collect();
     axum::Json(json!({ "machines": all })).into_response()
 }
@@ -476,9 +474,7 @@ async fn api_machine(State(live): State<Shared>, Path(id): Path<String>) -> Resp
         .node_by_hostname(&id)
         .or_else(|| node_by_mac(&s, &id))
     {
-        Some(n) => {
-            axum::Json(machine_json(&s.cluster, n, t.machine(n.mac).as_ref(), true)).into_response()
-        }
+        Some(n) => axum::Json(machine_json(n, t.machine(n.mac).as_ref(), true)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"error": format!("no node `{id}`")})),
@@ -532,7 +528,7 @@ async fn api_reinstall(
                 generation = m.generation,
                 "install re-armed"
             );
-            axum::Json(machine_json(&s.cluster, n, Some(&m), false)).into_response()
+            axum::Json(machine_json(n, Some(&m), false)).into_response()
         }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
