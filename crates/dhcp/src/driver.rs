@@ -69,8 +69,17 @@ fn now() -> u64 {
 /// or URL given with it (`None` for an OS's plain DHCP client).
 pub type OnBound = dyn Fn(&Lease, Option<&str>) + Send + Sync;
 
+/// Datagrams read and answered together at most: one durable commit covers all the
+/// leases they hand out (group commit), so a boot storm pays one fsync per batch rather
+/// than one per client.
+pub const BATCH: usize = 64;
+
 /// Runs until `shutdown` completes. `on_bound` hears of every lease handed out (the DNS
 /// server adds names from it, the lifecycle records the machine).
+///
+/// Each turn waits for a datagram, then reads every datagram already queued (up to
+/// [`BATCH`]) from both sockets, lets the core answer them all, commits the leases they
+/// hand out in one transaction and only then sends the replies.
 pub async fn serve(
     server: Arc<Mutex<Server>>,
     store: Arc<dyn LeaseStore>,
@@ -78,38 +87,57 @@ pub async fn serve(
     on_bound: Arc<OnBound>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
-    let dhcp = Arc::new(open_socket(listen.dhcp, listen.interface.as_deref())?);
+    let dhcp = open_socket(listen.dhcp, listen.interface.as_deref())?;
     let pxe = match listen.pxe {
-        Some(addr) => Some(Arc::new(open_socket(addr, listen.interface.as_deref())?)),
+        Some(addr) => Some(open_socket(addr, listen.interface.as_deref())?),
         None => None,
     };
     tracing::info!(listen = %listen.dhcp, pxe = ?listen.pxe, interface = ?listen.interface, "DHCP server listening");
     let run = async {
-        let mut a = vec![0u8; MAX_PACKET * 2];
-        let mut b = vec![0u8; MAX_PACKET * 2];
+        let mut buf = vec![0u8; MAX_PACKET * 2];
         loop {
-            let (n, src, port, sock) = tokio::select! {
-                r = dhcp.recv_from(&mut a) => {
-                    let (n, src) = r?;
-                    (n, src, Port::Dhcp, &dhcp)
-                }
+            tokio::select! {
+                r = dhcp.readable() => r?,
                 r = async {
                     match &pxe {
-                        Some(p) => p.recv_from(&mut b).await,
+                        Some(p) => p.readable().await,
                         None => std::future::pending().await,
                     }
-                } => {
-                    let (n, src) = r?;
-                    (n, src, Port::Pxe, pxe.as_ref().unwrap_or(&dhcp))
+                } => r?,
+            }
+            let mut batch = Vec::new();
+            {
+                let mut core = server
+                    .lock()
+                    .map_err(|_| io::Error::other("DHCP state lock poisoned"))?;
+                let socks = std::iter::once((&dhcp, Port::Dhcp))
+                    .chain(pxe.as_ref().map(|p| (p, Port::Pxe)));
+                for (sock, port) in socks {
+                    while batch.len() < BATCH {
+                        match sock.try_recv_from(&mut buf) {
+                            Ok((n, SocketAddr::V4(src))) => {
+                                let actions = core.handle(now(), &buf[..n], src, port);
+                                batch.push((port, actions));
+                            }
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                tracing::warn!("cannot read a DHCP datagram: {e}");
+                                break;
+                            }
+                        }
+                    }
                 }
-            };
-            let SocketAddr::V4(src) = src else { continue };
-            let data = if port == Port::Dhcp { &a[..n] } else { &b[..n] };
-            let actions = match server.lock() {
-                Ok(mut s) => s.handle(now(), data, src, port),
-                Err(_) => return Err(io::Error::other("DHCP state lock poisoned")),
-            };
-            carry_out(actions, sock, store.as_ref(), &listen, on_bound.as_ref()).await;
+            }
+            carry_out(
+                batch,
+                &dhcp,
+                pxe.as_ref(),
+                store.as_ref(),
+                &listen,
+                on_bound.as_ref(),
+            )
+            .await;
         }
         #[allow(unreachable_code)]
         Ok::<(), io::Error>(())
@@ -123,54 +151,75 @@ pub async fn serve(
     }
 }
 
+/// Carries out the core's answers to one batch: one commit for every lease change,
+/// then the replies (none that hands out a lease when the commit failed).
 async fn carry_out(
-    actions: Vec<Action>,
-    sock: &UdpSocket,
+    batch: Vec<(Port, Vec<Action>)>,
+    dhcp: &UdpSocket,
+    pxe: Option<&UdpSocket>,
     store: &dyn LeaseStore,
     listen: &Listen,
     on_bound: &OnBound,
 ) {
-    let mut persisted_ok = true;
-    let boot = actions
-        .iter()
-        .find_map(|a| match a {
-            Action::Log(Event::Bound { boot, .. }) => Some(boot.clone()),
-            _ => None,
-        })
-        .flatten();
-    for action in actions {
-        match action {
-            Action::Persist(lease) => {
-                if let Err(e) = store.put(&lease) {
-                    tracing::error!(mac = %lease.mac, ip = %lease.ip, "cannot persist the lease, not answering: {e}");
-                    persisted_ok = false;
-                } else {
-                    on_bound(&lease, boot.as_deref());
-                }
+    let mut put = Vec::new();
+    let mut forget = Vec::new();
+    for (_, actions) in &batch {
+        for a in actions {
+            match a {
+                Action::Persist(lease) => put.push(lease.clone()),
+                Action::Forget(mac) => forget.push(*mac),
+                _ => {}
             }
-            Action::Forget(mac) => {
-                if let Err(e) = store.remove(mac) {
-                    tracing::error!(%mac, "cannot forget the lease: {e}");
-                }
+        }
+    }
+    let persisted = if put.is_empty() && forget.is_empty() {
+        true
+    } else {
+        match store.write(&put, &forget) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    leases = put.len(),
+                    "cannot persist the leases, not answering: {e}"
+                );
+                false
             }
-            Action::Send { packet, to } => {
-                if !persisted_ok {
-                    continue;
-                }
-                let dest = match to {
-                    Destination::Broadcast => {
-                        SocketAddrV4::new(Ipv4Addr::BROADCAST, listen.client_port)
+        }
+    };
+    for (port, actions) in batch {
+        let sock = match port {
+            Port::Pxe => pxe.unwrap_or(dhcp),
+            _ => dhcp,
+        };
+        let hands_out = actions.iter().any(|a| matches!(a, Action::Persist(_)));
+        let boot = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Log(Event::Bound { boot, .. }) => Some(boot.clone()),
+                _ => None,
+            })
+            .flatten();
+        for action in actions {
+            match action {
+                Action::Persist(lease) if persisted => on_bound(&lease, boot.as_deref()),
+                Action::Persist(_) | Action::Forget(_) => {}
+                Action::Send { .. } if hands_out && !persisted => {}
+                Action::Send { packet, to } => {
+                    let dest = match to {
+                        Destination::Broadcast => {
+                            SocketAddrV4::new(Ipv4Addr::BROADCAST, listen.client_port)
+                        }
+                        Destination::Unicast(a) if a.port() == 68 => {
+                            SocketAddrV4::new(*a.ip(), listen.client_port)
+                        }
+                        Destination::Unicast(a) => a,
+                    };
+                    if let Err(e) = sock.send_to(&packet, dest).await {
+                        tracing::warn!(%dest, "cannot send a DHCP reply: {e}");
                     }
-                    Destination::Unicast(a) if a.port() == 68 => {
-                        SocketAddrV4::new(*a.ip(), listen.client_port)
-                    }
-                    Destination::Unicast(a) => a,
-                };
-                if let Err(e) = sock.send_to(&packet, dest).await {
-                    tracing::warn!(%dest, "cannot send a DHCP reply: {e}");
                 }
+                Action::Log(event) => log(event),
             }
-            Action::Log(event) => log(event),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! UEFI HTTP boot an HTTP URL, iPXE the HTTP chain script (breaking the reload loop).
 #![deny(missing_docs)]
 
+pub mod book;
 pub mod driver;
 pub mod server;
 pub mod wire;

@@ -5,7 +5,9 @@
 //! persisted ([`Action::Persist`]) before the ACK that hands it out is sent, so after a
 //! crash no address is ever given twice. No sockets, no clock, no files here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
+
+use crate::book::Book;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use slipway_cluster::{Cluster, DhcpMode, MacAddr, UnknownPolicy};
@@ -212,11 +214,21 @@ fn classify(p: &Packet) -> Client {
     }
 }
 
+/// Every reserved address of `config`.
+fn reserved_ips(config: &Config) -> HashSet<Ipv4Addr> {
+    config.reservations.values().map(|r| r.ip).collect()
+}
+
 /// The server's state: leases, offers, quarantined addresses.
 pub struct Server {
     config: Config,
-    leases: BTreeMap<MacAddr, Lease>,
-    offers: HashMap<MacAddr, (Ipv4Addr, u64)>,
+    book: Book,
+    /// Every reserved address (derived from the configuration).
+    reserved: HashSet<Ipv4Addr>,
+    /// Where the next search for a free pool address starts.
+    cursor: u32,
+    /// When offers and quarantines were last expired (seconds).
+    expired_at: u64,
     declined: HashMap<Ipv4Addr, u64>,
     logged_unknown: HashMap<MacAddr, u64>,
 }
@@ -225,9 +237,11 @@ impl Server {
     /// A server with `leases` restored from the store.
     pub fn new(config: Config, leases: Vec<Lease>) -> Server {
         Server {
+            reserved: reserved_ips(&config),
+            cursor: config.pool.map_or(0, |(a, _)| u32::from(a)),
             config,
-            leases: leases.into_iter().map(|l| (l.mac, l)).collect(),
-            offers: HashMap::new(),
+            book: Book::new(leases),
+            expired_at: 0,
             declined: HashMap::new(),
             logged_unknown: HashMap::new(),
         }
@@ -235,12 +249,13 @@ impl Server {
 
     /// Replaces the configuration (cluster file reloaded); leases stay.
     pub fn reconfigure(&mut self, config: Config) {
+        self.reserved = reserved_ips(&config);
         self.config = config;
     }
 
     /// The current leases.
     pub fn leases(&self) -> impl Iterator<Item = &Lease> {
-        self.leases.values()
+        self.book.leases()
     }
 
     /// Handles one received datagram.
@@ -279,8 +294,14 @@ impl Server {
         out
     }
 
+    /// Drops offers and quarantines whose time has passed: at most once a second (the
+    /// clock's resolution), so a burst of packets pays for it once.
     fn expire(&mut self, now: u64) {
-        self.offers.retain(|_, (_, until)| *until > now);
+        if now == self.expired_at {
+            return;
+        }
+        self.expired_at = now;
+        self.book.expire_offers(now);
         self.declined.retain(|_, until| *until > now);
     }
 
@@ -298,7 +319,7 @@ impl Server {
                     out.push(Action::Log(Event::PoolExhausted(mac)));
                     return;
                 };
-                self.offers.insert(mac, (ip, now + OFFER_HOLD_SECS));
+                self.book.offer(mac, ip, now + OFFER_HOLD_SECS);
                 let mut reply = self.reply(req, MessageType::Offer, ip, out, mac);
                 if req.options.contains_key(&code::RAPID_COMMIT) {
                     // RFC 4039: commit at once when the client asks.
@@ -313,7 +334,7 @@ impl Server {
                     && sid != self.config.server
                 {
                     // The client chose another server: drop our offer.
-                    self.offers.remove(&mac);
+                    self.book.withdraw(mac);
                     return;
                 }
                 let asked = req
@@ -343,19 +364,19 @@ impl Server {
             MessageType::Decline => {
                 if let Some(ip) = req.requested_ip() {
                     self.declined.insert(ip, now + DECLINE_HOLD_SECS);
-                    self.offers.remove(&mac);
-                    if self.leases.get(&mac).is_some_and(|l| l.ip == ip) {
-                        self.leases.remove(&mac);
+                    self.book.withdraw(mac);
+                    if self.book.lease(mac).is_some_and(|l| l.ip == ip) {
+                        self.book.unbind(mac);
                         out.push(Action::Forget(mac));
                     }
                     out.push(Action::Log(Event::Declined(mac, ip)));
                 }
             }
             MessageType::Release
-                if self.leases.get(&mac).is_some_and(|l| l.ip == req.ciaddr)
+                if self.book.lease(mac).is_some_and(|l| l.ip == req.ciaddr)
                     && !self.config.reservations.contains_key(&mac) =>
             {
-                self.leases.remove(&mac);
+                self.book.unbind(mac);
                 out.push(Action::Forget(mac));
             }
             MessageType::Inform => {
@@ -418,9 +439,7 @@ impl Server {
 
     /// Whether `ip` is an address this server hands out (a reservation or the pool).
     fn owns(&self, ip: Option<Ipv4Addr>) -> bool {
-        ip.is_some_and(|ip| {
-            self.in_pool(ip) || self.config.reservations.values().any(|r| r.ip == ip)
-        })
+        ip.is_some_and(|ip| self.in_pool(ip) || self.reserved.contains(&ip))
     }
 
     fn in_pool(&self, ip: Ipv4Addr) -> bool {
@@ -428,12 +447,9 @@ impl Server {
     }
 
     fn taken_by_other(&self, now: u64, mac: MacAddr, ip: Ipv4Addr) -> bool {
-        self.leases
-            .values()
-            .any(|l| l.ip == ip && l.mac != mac && l.expires > now)
-            || self.offers.iter().any(|(m, (o, _))| *o == ip && *m != mac)
+        self.book.held_by_other(now, mac, ip)
             || self.declined.contains_key(&ip)
-            || self.config.reservations.values().any(|r| r.ip == ip)
+            || self.reserved.contains(&ip)
     }
 
     /// The address `mac` may have now: its reservation, or its lease/offer/request in
@@ -443,31 +459,43 @@ impl Server {
             return Some(r.ip);
         }
         let mine = |ip: Ipv4Addr| self.in_pool(ip) && !self.taken_by_other(now, mac, ip);
-        if let Some(l) = self.leases.get(&mac)
+        if let Some(l) = self.book.lease(mac)
             && mine(l.ip)
         {
             return Some(l.ip);
         }
-        if let Some((ip, _)) = self.offers.get(&mac)
-            && mine(*ip)
+        if let Some(ip) = self.book.offered(mac)
+            && mine(ip)
         {
-            return Some(*ip);
+            return Some(ip);
         }
         asked.filter(|ip| mine(*ip))
     }
 
-    fn choose(&self, now: u64, req: &Packet, mac: MacAddr) -> Option<Ipv4Addr> {
+    /// The address to offer: the one `mac` may have, else the next free one in the
+    /// pool after the last handed out (so a storm does not rescan the taken part).
+    fn choose(&mut self, now: u64, req: &Packet, mac: MacAddr) -> Option<Ipv4Addr> {
         if let Some(ip) = self.address_for(now, mac, req.requested_ip()) {
             return Some(ip);
         }
         let (a, b) = self.config.pool?;
-        (u32::from(a)..=u32::from(b))
+        let (first, last) = (u32::from(a), u32::from(b));
+        let size = u64::from(last - first) + 1;
+        let start = self.cursor.clamp(first, last);
+        let found = (0..size)
+            .map(|i| first + ((u64::from(start - first) + i) % size) as u32)
             .map(Ipv4Addr::from)
             .find(|ip| {
                 *ip != self.config.server
                     && Some(*ip) != self.config.gateway
                     && !self.taken_by_other(now, mac, *ip)
-            })
+            })?;
+        self.cursor = if u32::from(found) >= last {
+            first
+        } else {
+            u32::from(found) + 1
+        };
+        Some(found)
     }
 
     fn bind(
@@ -496,8 +524,7 @@ impl Server {
             expires,
             hostname,
         };
-        self.offers.remove(&mac);
-        self.leases.insert(mac, lease.clone());
+        self.book.bind(lease.clone());
         out.push(Action::Persist(lease));
         let boot = reply
             .options

@@ -512,3 +512,58 @@ fn boot_files_can_be_overridden_per_profile_and_node() {
     );
     assert_eq!(boot(&mut s, mac(3), 7), "ipxe.efi", "and its own UEFI file");
 }
+
+#[test]
+fn a_storm_of_strangers_gets_distinct_addresses_and_the_pool_wraps() {
+    // 3,838 pool addresses, as many strangers: every one gets its own; then, after one
+    // releases, a newcomer gets exactly that address (the search wraps around).
+    let text = CLUSTER
+        .replace("10.99.0.0/24", "10.99.0.0/20")
+        .replace("10.99.0.200-10.99.0.202", "10.99.1.0-10.99.15.253")
+        .replace("MODE", "authoritative")
+        .replace("UNKNOWN", "discover");
+    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
+    let c = loaded
+        .valid()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
+    let mut s = Server::new(Config::from_cluster(&c), vec![]);
+    let size = 14 * 256 + 254; // 10.99.1.0 ..= 10.99.15.253
+    let stranger = |i: u32| {
+        let b = i.to_be_bytes();
+        MacAddr([2, 1, b[0], b[1], b[2], b[3]])
+    };
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..size {
+        let m = stranger(i);
+        let (offer, _) = one(&handle(&mut s, 10, &request(MessageType::Discover, m)));
+        let mut req = request(MessageType::Request, m);
+        req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+        req.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
+        let (ack, _) = one(&handle(&mut s, 10, &req));
+        assert_eq!(ack.message_type(), Some(MessageType::Ack), "client {i}");
+        assert!(seen.insert(ack.yiaddr), "{} handed out twice", ack.yiaddr);
+    }
+    let newcomer = stranger(size);
+    assert_eq!(
+        handle(&mut s, 11, &request(MessageType::Discover, newcomer)),
+        [Action::Log(Event::PoolExhausted(newcomer))]
+    );
+    // One releases an address in the middle of the pool.
+    let freed = Ipv4Addr::new(10, 99, 7, 7);
+    let holder = s
+        .leases()
+        .find(|l| l.ip == freed)
+        .map(|l| l.mac)
+        .unwrap_or_else(|| panic!("{freed} leased"));
+    let mut release = request(MessageType::Release, holder);
+    release.ciaddr = freed;
+    release.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+    assert_eq!(handle(&mut s, 12, &release), [Action::Forget(holder)]);
+    let (offer, _) = one(&handle(
+        &mut s,
+        12,
+        &request(MessageType::Discover, newcomer),
+    ));
+    assert_eq!(offer.yiaddr, freed);
+}

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -543,10 +542,7 @@ async fn boot_file(
     let Some(dir) = s.boot_dir.as_deref() else {
         return not_found();
     };
-    match files::resolve(dir, &file) {
-        Some(path) => files::serve(&path, &headers).await,
-        None => not_found(),
-    }
+    files::serve_under(dir, &file, &headers).await
 }
 
 async fn mirror(
@@ -564,11 +560,10 @@ async fn mirror(
     };
     let path = uri.path();
     let decoded = percent_decode(path);
-    let Some(file) = decoded.as_deref().and_then(|p| files::resolve(root, p)) else {
+    let Some(path) = decoded else {
         return not_found();
     };
-    let response: Response<Body> = files::serve(&file, &headers).await;
-    response
+    files::serve_under(root, &path, &headers).await
 }
 
 /// Decodes %XX escapes; `None` for malformed escapes or non-UTF-8 results.

@@ -363,7 +363,27 @@ async fn run(
         let zone = zone_handle.clone();
         let known: std::collections::HashSet<slipway_cluster::MacAddr> =
             cluster.nodes.iter().map(|n| n.mac).collect();
+        // The lifecycle hears of leases on its own thread, a burst in one commit, so
+        // the DHCP loop never waits for the machine store.
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel::<(slipway_cluster::MacAddr, String)>();
         let t = tracker.clone();
+        std::thread::Builder::new()
+            .name("dhcp-lifecycle".into())
+            .spawn(move || {
+                while let Ok(first) = seen_rx.recv() {
+                    let now = slipway_store::tracker::now();
+                    let burst: Vec<_> = std::iter::once(first)
+                        .chain(seen_rx.try_iter())
+                        .map(|(mac, firmware)| {
+                            (mac, now, slipway_lifecycle::Input::DhcpSeen { firmware })
+                        })
+                        .collect();
+                    if let Err(e) = t.record_many(burst) {
+                        tracing::error!("cannot record machines seen in DHCP: {e}");
+                    }
+                }
+            })
+            .context("starting the lifecycle thread")?;
         let on_bound: Arc<slipway_dhcp::driver::OnBound> = Arc::new(move |lease, boot| {
             if known.contains(&lease.mac) {
                 let firmware = match boot {
@@ -373,15 +393,7 @@ async fn run(
                     Some(b) if b.ends_with(".efi") => "uefi",
                     Some(_) => "bios",
                 };
-                if let Err(e) = t.record(
-                    lease.mac,
-                    slipway_store::tracker::now(),
-                    slipway_lifecycle::Input::DhcpSeen {
-                        firmware: firmware.into(),
-                    },
-                ) {
-                    tracing::error!(mac = %lease.mac, "cannot record the machine: {e}");
-                }
+                let _ = seen_tx.send((lease.mac, firmware.to_string()));
             } else if let Some(zone) = &zone {
                 let name = lease.hostname.clone().unwrap_or_else(|| lease.mac.dashed());
                 let _ = zone.set_dynamic(&name, lease.ip);

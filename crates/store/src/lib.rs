@@ -78,22 +78,33 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Where leases are kept. Every `put` and `remove` is durable when it returns.
+/// Where leases are kept. Every write is durable when it returns.
 pub trait LeaseStore: Send + Sync {
     /// Every stored lease.
     fn leases(&self) -> Result<Vec<Lease>, StoreError>;
+    /// Stores (or replaces) every lease of `put` and forgets the leases of `remove`, all
+    /// or nothing, durably: one commit for a whole batch (the DHCP server's group commit).
+    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError>;
     /// Stores (or replaces) the lease of `lease.mac`.
-    fn put(&self, lease: &Lease) -> Result<(), StoreError>;
+    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.write(std::slice::from_ref(lease), &[])
+    }
     /// Forgets the lease of `mac`.
-    fn remove(&self, mac: MacAddr) -> Result<(), StoreError>;
+    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
+        self.write(&[], &[mac])
+    }
 }
 
-/// Where machines' lives are kept. Every `put_machine` is durable when it returns.
+/// Where machines' lives are kept. Every write is durable when it returns.
 pub trait MachineStore: Send + Sync {
     /// Every machine slipway has seen.
     fn machines(&self) -> Result<Vec<Machine>, StoreError>;
+    /// Stores (or replaces) every machine of `machines`, all or nothing, in one commit.
+    fn put_machines(&self, machines: &[Machine]) -> Result<(), StoreError>;
     /// Stores (or replaces) `machine`.
-    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError>;
+    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
+        self.put_machines(std::slice::from_ref(machine))
+    }
 }
 
 pub use slipway_lifecycle::Machine;
@@ -139,26 +150,27 @@ impl RedbStore {
         Ok(out)
     }
 
-    /// Writes `value` under `mac` in `table` (or removes it), durably, in its own
-    /// transaction.
-    fn write<T: Serialize>(
+    /// Writes each value under its MAC in `table` (or removes the MAC's record for
+    /// `None`), durably, in one transaction.
+    fn write<'a, T: Serialize + 'a>(
         &self,
         table: Table,
-        mac: MacAddr,
-        value: Option<&T>,
+        rows: impl IntoIterator<Item = (MacAddr, Option<&'a T>)>,
     ) -> Result<(), StoreError> {
-        let bytes = value
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut t = tx.open_table(table).map_err(db_err)?;
-            match &bytes {
-                Some(b) => t.insert(&mac.octets()[..], &b[..]).map(drop),
-                None => t.remove(&mac.octets()[..]).map(drop),
+            for (mac, value) in rows {
+                match value {
+                    Some(v) => {
+                        let b = serde_json::to_vec(v)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        t.insert(&mac.octets()[..], &b[..]).map(drop)
+                    }
+                    None => t.remove(&mac.octets()[..]).map(drop),
+                }
+                .map_err(db_err)?;
             }
-            .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
@@ -169,12 +181,10 @@ impl LeaseStore for RedbStore {
         self.all(LEASES)
     }
 
-    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.write(LEASES, lease.mac, Some(lease))
-    }
-
-    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
-        self.write::<Lease>(LEASES, mac, None)
+    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError> {
+        let puts = put.iter().map(|l| (l.mac, Some(l)));
+        let removes = remove.iter().map(|m| (*m, None));
+        RedbStore::write(self, LEASES, puts.chain(removes))
     }
 }
 
@@ -183,8 +193,8 @@ impl MachineStore for RedbStore {
         self.all(MACHINES)
     }
 
-    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
-        self.write(MACHINES, machine.mac, Some(machine))
+    fn put_machines(&self, machines: &[Machine]) -> Result<(), StoreError> {
+        self.write(MACHINES, machines.iter().map(|m| (m.mac, Some(m))))
     }
 }
 
@@ -206,11 +216,11 @@ impl MachineStore for MemoryStore {
             .collect())
     }
 
-    fn put_machine(&self, machine: &Machine) -> Result<(), StoreError> {
-        self.machines
-            .lock()
-            .map_err(|_| db_err("poisoned"))?
-            .insert(machine.mac, machine.clone());
+    fn put_machines(&self, machines: &[Machine]) -> Result<(), StoreError> {
+        let mut all = self.machines.lock().map_err(|_| db_err("poisoned"))?;
+        for m in machines {
+            all.insert(m.mac, m.clone());
+        }
         Ok(())
     }
 }
@@ -226,19 +236,14 @@ impl LeaseStore for MemoryStore {
             .collect())
     }
 
-    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.leases
-            .lock()
-            .map_err(|_| db_err("poisoned"))?
-            .insert(lease.mac, lease.clone());
-        Ok(())
-    }
-
-    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
-        self.leases
-            .lock()
-            .map_err(|_| db_err("poisoned"))?
-            .remove(&mac);
+    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError> {
+        let mut all = self.leases.lock().map_err(|_| db_err("poisoned"))?;
+        for l in put {
+            all.insert(l.mac, l.clone());
+        }
+        for m in remove {
+            all.remove(m);
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use slipway_cluster::MacAddr;
-use slipway_lifecycle::{Input, Machine, Purpose, Rejected, Report, check_token, token};
+use slipway_lifecycle::{Input, Machine, Purpose, Rejected, Report, State, check_token, token};
 
 use crate::{MachineStore, StoreError};
 
@@ -81,6 +81,41 @@ impl Tracker {
                 all.insert(mac, m.clone());
             }
             Ok(m)
+        })
+    }
+
+    /// Applies many inputs (a burst of DHCP leases) and stores every machine that
+    /// changed in one commit. Inputs that make no sense in a machine's state change
+    /// nothing, as in [`Tracker::record`].
+    pub fn record_many(&self, inputs: Vec<(MacAddr, u64, Input)>) -> Result<(), StoreError> {
+        self.with(|all| {
+            let mut changed: BTreeMap<MacAddr, (State, Machine)> = BTreeMap::new();
+            for (mac, now, input) in inputs {
+                let (seen, (first, mut m)) = match changed.remove(&mac) {
+                    Some(c) => (true, c),
+                    None => {
+                        let m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
+                        (false, (m.state, m))
+                    }
+                };
+                let before = (m.events.len(), m.state, m.firmware.clone());
+                let applied = m.apply(now, input).is_ok();
+                if seen || applied && (m.events.len(), m.state, m.firmware.clone()) != before {
+                    changed.insert(mac, (first, m));
+                }
+            }
+            if changed.is_empty() {
+                return Ok(());
+            }
+            let list: Vec<Machine> = changed.values().map(|(_, m)| m.clone()).collect();
+            self.store.put_machines(&list)?;
+            for (mac, (first, m)) in changed {
+                if m.state != first {
+                    tracing::info!(%mac, from = %first, to = %m.state, "machine state");
+                }
+                all.insert(mac, m);
+            }
+            Ok(())
         })
     }
 
@@ -195,6 +230,60 @@ mod tests {
             Some(1),
             "reloaded from the store"
         );
+    }
+
+    /// Counts commits, to prove a burst is stored in one.
+    #[derive(Default)]
+    struct CountingStore {
+        inner: MemoryStore,
+        commits: std::sync::atomic::AtomicUsize,
+    }
+
+    impl MachineStore for CountingStore {
+        fn machines(&self) -> Result<Vec<Machine>, StoreError> {
+            self.inner.machines()
+        }
+        fn put_machines(&self, machines: &[Machine]) -> Result<(), StoreError> {
+            self.commits
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.put_machines(machines)
+        }
+    }
+
+    #[test]
+    fn a_burst_is_recorded_in_one_commit() {
+        let store = Arc::new(CountingStore::default());
+        let t = Tracker::new(store.clone(), vec![1; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 3]), MacAddr([2, 0, 0, 0, 0, 4]));
+        let seen = |f: &str| Input::DhcpSeen { firmware: f.into() };
+        let burst = vec![
+            (a, 10, seen("bios")),
+            (b, 10, seen("uefi")),
+            (a, 11, seen("ipxe")),
+            // Out of order for a machine that is not installed: changes nothing.
+            (
+                b,
+                11,
+                Input::Reported(Report::Ready {
+                    hostname: "b".into(),
+                }),
+            ),
+        ];
+        t.record_many(burst).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.commits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let stored = store.inner.machines().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.len(), 2);
+        let ma = t.machine(a).unwrap_or_else(|| panic!("a recorded"));
+        assert_eq!(ma.state, slipway_lifecycle::State::Discovered);
+        assert_eq!(ma.firmware.as_deref(), Some("ipxe"));
+        assert_eq!(
+            t.machine(b).map(|m| m.state),
+            Some(slipway_lifecycle::State::Discovered)
+        );
+        // Renewals change nothing: no commit at all.
+        t.record_many(vec![(a, 12, seen("ipxe"))])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.commits.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
