@@ -76,6 +76,7 @@ pub fn complete(
         access,
         profiles: profiles.into_iter().map(|(p, _)| p).collect(),
         nodes,
+        index: Default::default(),
     })
 }
 

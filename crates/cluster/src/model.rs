@@ -32,17 +32,85 @@ pub struct Cluster {
     pub profiles: Vec<Profile>,
     /// Every machine, in file order.
     pub nodes: Vec<Node>,
+    /// Nodes by MAC and hostname, built on first use.
+    #[serde(skip)]
+    pub(crate) index: NodeIndex,
+}
+
+/// Positions of nodes by MAC and by hostname, built on first lookup so that finding a
+/// node costs O(1) with 10,000 of them. Lookups check the node found, and fall back to a
+/// scan if `nodes` was changed after the index was built.
+#[derive(Debug, Clone, Default)]
+pub struct NodeIndex(std::sync::OnceLock<NodeMaps>);
+
+#[derive(Debug, Clone)]
+struct NodeMaps {
+    by_mac: std::collections::HashMap<MacAddr, usize>,
+    by_hostname: std::collections::HashMap<String, usize>,
+    stray_etcd: Vec<String>,
+}
+
+/// Every index equals every other: it is derived from the nodes.
+impl PartialEq for NodeIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Cluster {
+    fn maps(&self) -> &NodeMaps {
+        self.index.0.get_or_init(|| NodeMaps {
+            by_mac: self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.mac, i))
+                .collect(),
+            by_hostname: self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.hostname.clone(), i))
+                .collect(),
+            stray_etcd: self
+                .nodes
+                .iter()
+                .filter(|n| n.has_role(Role::Etcd) && !n.has_role(Role::ControlPlane))
+                .map(|n| n.hostname.clone())
+                .collect(),
+        })
+    }
+
     /// The node with this MAC address.
     pub fn node_by_mac(&self, mac: MacAddr) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.mac == mac)
+        match self
+            .maps()
+            .by_mac
+            .get(&mac)
+            .and_then(|i| self.nodes.get(*i))
+        {
+            Some(n) if n.mac == mac => Some(n),
+            _ => self.nodes.iter().find(|n| n.mac == mac),
+        }
     }
 
     /// The node with this hostname.
     pub fn node_by_hostname(&self, hostname: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.hostname == hostname)
+        match self
+            .maps()
+            .by_hostname
+            .get(hostname)
+            .and_then(|i| self.nodes.get(*i))
+        {
+            Some(n) if n.hostname == hostname => Some(n),
+            _ => self.nodes.iter().find(|n| n.hostname == hostname),
+        }
+    }
+
+    /// Hostnames of nodes with the etcd role but not the control-plane role (a layout
+    /// that needs an external etcd topology).
+    pub fn stray_etcd(&self) -> &[String] {
+        &self.maps().stray_etcd
     }
 
     /// The fully qualified name of a node.

@@ -131,12 +131,7 @@ pub fn documents(
     node: &Node,
     secrets: &dyn Secrets,
 ) -> Result<Vec<Value>, RenderError> {
-    let stray_etcd: Vec<&str> = cluster
-        .nodes
-        .iter()
-        .filter(|n| n.has_role(Role::Etcd) && !n.has_role(Role::ControlPlane))
-        .map(|n| n.hostname.as_str())
-        .collect();
+    let stray_etcd = cluster.stray_etcd();
     if !stray_etcd.is_empty() {
         return Err(RenderError::Unsupported(format!(
             "etcd on nodes without the control-plane role ({}) needs an external etcd topology, which slipway does not render yet; give etcd only to control-plane nodes",

@@ -61,16 +61,22 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Summary)]
         output: Output,
     },
-    /// Print one artifact of one node exactly as the machine gets it.
+    /// Print one artifact of one node exactly as the machine gets it (or write them all with `--all --to DIR`).
     Render {
         /// The cluster file.
         file: PathBuf,
         /// The node: hostname or MAC.
-        #[arg(long)]
-        node: String,
+        #[arg(long, required_unless_present = "all")]
+        node: Option<String>,
         /// Which artifact.
         #[arg(long, value_enum, default_value = "ipxe")]
         artifact: render_cmd::Which,
+        /// Every artifact of every node, written into `--to DIR/<hostname>/`.
+        #[arg(long, requires = "to", conflicts_with_all = ["node", "artifact"])]
+        all: bool,
+        /// Where `--all` writes (created; files are 0600: they hold secrets).
+        #[arg(long, requires = "all")]
+        to: Option<PathBuf>,
         /// Use fixed fake secrets instead of the PKI (a preview; never for machines).
         #[arg(long)]
         example_secrets: bool,
@@ -180,10 +186,22 @@ fn main() -> ExitCode {
             file,
             node,
             artifact,
+            all: _,
+            to: Some(to),
             example_secrets,
+        } if node.is_none() => {
+            let _ = artifact;
+            render_cmd::render_all(&file, &to, &cli.state_dir, example_secrets, cli.offline)
+        }
+        Command::Render {
+            file,
+            node,
+            artifact,
+            example_secrets,
+            ..
         } => render_cmd::render_cmd(
             &file,
-            &node,
+            node.as_deref().unwrap_or_default(),
             artifact,
             &cli.state_dir,
             example_secrets,

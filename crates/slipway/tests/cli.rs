@@ -328,3 +328,54 @@ fn render_prints_what_the_machine_gets() {
         text(&status.stdout)
     );
 }
+
+#[test]
+fn render_all_writes_every_artifact_of_every_node_privately() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = root().join("examples/lab.yaml");
+    let lab = lab.to_str().unwrap_or_default();
+    let out_dir = tmp("all");
+    let to = out_dir.as_ref().to_str().unwrap_or_default();
+    let out = slipway(&["render", lab, "--all", "--to", to, "--example-secrets"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("rendered 24 files"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = out_dir.as_ref().join("worker1");
+    let mode = std::fs::metadata(&dir).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(mode.ok(), Some(0o700));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grub.cfg",
+            "install-config.ign",
+            "install.ipxe",
+            "install.sh",
+            "installed.ign",
+            "kubeadm.yaml",
+            "local.ipxe",
+            "pxelinux.cfg"
+        ]
+    );
+    for n in &names {
+        let m = std::fs::metadata(dir.join(n)).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(m.ok(), Some(0o600), "{n}");
+    }
+    // The same bytes as `render --node`.
+    let one = slipway(&["render", lab, "--node", "worker1", "--artifact", "ipxe"]);
+    let written = std::fs::read_to_string(dir.join("install.ipxe")).unwrap_or_default();
+    assert_eq!(text(&one.stdout), written);
+    // --all needs --to, and excludes --node.
+    let out = slipway(&["render", lab, "--all"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = slipway(&["render", lab, "--all", "--to", to, "--node", "cp1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
