@@ -817,6 +817,13 @@ fn nodes(
             ),
             user: b.user.value.clone(),
             password: b.password.clone(),
+            cipher_suite: match b.driver.value {
+                BmcDriver::Ipmi => Some(b.cipher_suite.as_ref().map_or(17, |c| c.value)),
+                BmcDriver::Redfish => None,
+            },
+            tls: b.tls.clone(),
+            system: b.system.as_ref().map(|s| s.value.clone()),
+            session_auth: b.session_auth,
         });
         let ip = match &n.ip {
             Some(ip) => {

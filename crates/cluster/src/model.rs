@@ -544,6 +544,54 @@ pub struct Bmc {
     /// Where the password comes from.
     #[serde(flatten)]
     pub password: PasswordSource,
+    /// IPMI: the RMCP+ cipher suite, 17 (HMAC-SHA256, AES-128; the default) or 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<u8>,
+    /// Redfish: how the BMC's TLS certificate is checked.
+    #[serde(flatten)]
+    pub tls: BmcTls,
+    /// Redfish: the ComputerSystem to drive, when the BMC manages several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Redfish: log in with a session (`auth: session`) instead of basic auth.
+    #[serde(
+        rename = "auth",
+        serialize_with = "auth_name",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub session_auth: bool,
+}
+
+fn auth_name<S: Serializer>(_: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("session")
+}
+
+/// How a Redfish BMC's TLS certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BmcTls {
+    /// Against the system's trusted CAs (the default).
+    #[default]
+    SystemRoots,
+    /// Only a certificate with this SHA-256 fingerprint (64 lowercase hex digits).
+    Fingerprint(String),
+    /// Against this CA certificate (PEM).
+    Ca(PathBuf),
+    /// Not at all (explicitly asked for, per BMC).
+    Insecure,
+}
+
+impl Serialize for BmcTls {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self {
+            BmcTls::SystemRoots => {}
+            BmcTls::Fingerprint(f) => m.serialize_entry("tls_fingerprint", f)?,
+            BmcTls::Ca(p) => m.serialize_entry("tls_ca", p)?,
+            BmcTls::Insecure => m.serialize_entry("tls_insecure", &true)?,
+        }
+        m.end()
+    }
 }
 
 /// Where a secret comes from. Its value is read only when needed, never printed.

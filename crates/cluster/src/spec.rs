@@ -271,6 +271,14 @@ pub struct BmcSpec {
     pub user: Spanned<String>,
     /// Password source.
     pub password: crate::model::PasswordSource,
+    /// IPMI cipher suite.
+    pub cipher_suite: S<u8>,
+    /// Redfish: how the BMC's certificate is checked.
+    pub tls: crate::model::BmcTls,
+    /// Redfish: the ComputerSystem, when the BMC manages several.
+    pub system: S<String>,
+    /// Redfish: session authentication instead of basic.
+    pub session_auth: bool,
 }
 
 /// Reads the tree into a [`Spec`], recording every problem found in single values.
@@ -825,6 +833,80 @@ fn bmc(n: &Node, d: &mut Diagnostics) -> Option<BmcSpec> {
     let allow_inline = f
         .get("allow_inline_password")
         .and_then(|v| boolean(v, "`bmc.allow_inline_password`", d));
+    let is = |want: BmcDriver| driver.as_ref().is_some_and(|x| x.value == want);
+    let (ipmi, redfish) = (is(BmcDriver::Ipmi), is(BmcDriver::Redfish));
+    let only = |key: &str, ok: bool, which: &str, f: &Fields, d: &mut Diagnostics| {
+        if let Some(span) = f.key_span(key)
+            && !ok
+        {
+            d.error(
+                span,
+                format!("`bmc.{key}` applies to the {which} driver only"),
+            );
+        }
+    };
+    only("cipher_suite", ipmi || driver.is_none(), "ipmi", &f, d);
+    for key in [
+        "tls_fingerprint",
+        "tls_ca",
+        "tls_insecure",
+        "system",
+        "auth",
+    ] {
+        only(key, redfish || driver.is_none(), "redfish", &f, d);
+    }
+    let cipher_suite = f.get("cipher_suite").and_then(|v| {
+        let n = self::port(v, "`bmc.cipher_suite`", d)?;
+        if n.value == 3 || n.value == 17 {
+            Some(Spanned::new(n.value as u8, n.span))
+        } else {
+            d.push(
+                Diagnostic::error(
+                    n.span,
+                    format!("`bmc.cipher_suite`: {} is not supported", n.value),
+                )
+                .with_help("use 17 (HMAC-SHA256, AES-128) or 3 (HMAC-SHA1, AES-128)"),
+            );
+            None
+        }
+    });
+    let fingerprint = f
+        .get("tls_fingerprint")
+        .and_then(|v| string(v, "`bmc.tls_fingerprint`", d))
+        .and_then(|v| match normalize_fingerprint(&v.value) {
+            Some(hex) => Some(hex),
+            None => {
+                d.push(
+                    Diagnostic::error(v.span, "`bmc.tls_fingerprint` is not a SHA-256 fingerprint")
+                        .with_help("64 hex digits, colons allowed, e.g. from `openssl x509 -noout -fingerprint -sha256`"),
+                );
+                None
+            }
+        });
+    let ca = f.get("tls_ca").and_then(|v| string(v, "`bmc.tls_ca`", d));
+    let insecure = f
+        .get("tls_insecure")
+        .and_then(|v| boolean(v, "`bmc.tls_insecure`", d));
+    let tls_given = usize::from(fingerprint.is_some())
+        + usize::from(ca.is_some())
+        + usize::from(insecure.as_ref().is_some_and(|i| i.value));
+    if tls_given > 1 {
+        d.error(
+            n.span,
+            "`bmc` takes one of `tls_fingerprint`, `tls_ca`, `tls_insecure`, not several",
+        );
+    }
+    let tls = match (fingerprint, ca, insecure) {
+        (Some(fp), _, _) => crate::model::BmcTls::Fingerprint(fp),
+        (_, Some(ca), _) => crate::model::BmcTls::Ca(ca.value.into()),
+        (_, _, Some(i)) if i.value => crate::model::BmcTls::Insecure,
+        _ => crate::model::BmcTls::SystemRoots,
+    };
+    let system = f.get("system").and_then(|v| string(v, "`bmc.system`", d));
+    let session_auth = f
+        .get("auth")
+        .and_then(|v| pick(v, "`bmc.auth`", &[("basic", false), ("session", true)], d))
+        .is_some_and(|a| a.value);
     for name in ["driver", "address", "user"] {
         if f.key_span(name).is_none() {
             d.error(n.span, format!("`bmc` needs `{name}`"));
@@ -884,5 +966,24 @@ fn bmc(n: &Node, d: &mut Diagnostics) -> Option<BmcSpec> {
         port,
         user: user?,
         password: password?,
+        cipher_suite,
+        tls,
+        system,
+        session_auth,
     })
+}
+
+/// A SHA-256 fingerprint as 64 lowercase hex digits: accepts an optional `sha256:` or
+/// `SHA256 Fingerprint=` prefix and colons.
+fn normalize_fingerprint(s: &str) -> Option<String> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .or_else(|| s.strip_prefix("sha256 Fingerprint="))
+        .or_else(|| s.strip_prefix("SHA256 Fingerprint="))
+        .unwrap_or(s);
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
 }

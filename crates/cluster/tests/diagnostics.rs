@@ -336,3 +336,38 @@ fn boot_files_are_relative_tftp_paths() {
         ]
     );
 }
+
+#[test]
+fn bmc_options_belong_to_their_driver_and_are_checked() {
+    let with = |bmc: &str| check(&[("ip: 10.99.0.21", &format!("ip: 10.99.0.21\n    bmc: {bmc}"))]);
+    let ok = "{driver: redfish, address: b, user: u, password_env: P, tls_fingerprint: 'sha256:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89', system: s1, auth: session}";
+    assert_eq!(with(ok), Vec::<String>::new());
+    assert_eq!(
+        with("{driver: ipmi, address: b, user: u, password_env: P, cipher_suite: 3}"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with("{driver: ipmi, address: b, user: u, password_env: P, cipher_suite: 1}"),
+        ["25:77: error: `bmc.cipher_suite`: 1 is not supported"]
+    );
+    assert_eq!(
+        with("{driver: ipmi, address: b, user: u, password_env: P, tls_insecure: true}"),
+        ["25:63: error: `bmc.tls_insecure` applies to the redfish driver only"]
+    );
+    assert_eq!(
+        with("{driver: redfish, address: b, user: u, password_env: P, cipher_suite: 17}"),
+        ["25:66: error: `bmc.cipher_suite` applies to the ipmi driver only"]
+    );
+    assert_eq!(
+        with("{driver: redfish, address: b, user: u, password_env: P, tls_fingerprint: 'ab:cd'}"),
+        ["25:83: error: `bmc.tls_fingerprint` is not a SHA-256 fingerprint"]
+    );
+    assert_eq!(
+        with(
+            "{driver: redfish, address: b, user: u, password_env: P, tls_insecure: true, tls_ca: /x.pem}"
+        ),
+        [
+            "25:11: error: `bmc` takes one of `tls_fingerprint`, `tls_ca`, `tls_insecure`, not several"
+        ]
+    );
+}
