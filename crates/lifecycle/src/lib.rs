@@ -120,6 +120,12 @@ pub enum Input {
     },
     /// The operator re-armed the install.
     Reinstall,
+    /// Stalled: slipway power-cycled it through its BMC into the installer once more
+    /// (`action` says what was done). The install timeout starts again.
+    Retried {
+        /// What was done, e.g. "pxe once + power cycle".
+        action: String,
+    },
 }
 
 /// One entry of a machine's history.
@@ -174,6 +180,9 @@ pub struct Machine {
     pub reason: Option<String>,
     /// History, oldest first, at most [`MAX_EVENTS`].
     pub events: Vec<Event>,
+    /// BMC retries of the current install attempt (reset by a re-arm and on success).
+    #[serde(default)]
+    pub retries: u32,
 }
 
 impl Machine {
@@ -187,6 +196,7 @@ impl Machine {
             firmware: None,
             reason: None,
             events: Vec::new(),
+            retries: 0,
         }
     }
 
@@ -250,17 +260,28 @@ impl Machine {
                 Failed
             }
             (Input::TimedOut { .. }, s) => s,
+            (Input::Retried { .. }, s) => s,
         };
         match &input {
             Input::Reinstall => {
                 self.generation += 1;
                 self.reason = None;
+                self.retries = 0;
             }
+            Input::Retried { .. } if self.in_progress() => {
+                self.retries += 1;
+                self.since = now;
+            }
+            Input::Reported(Report::Installed) => {
+                self.reason = None;
+                self.retries = 0;
+            }
+            Input::Reported(Report::Ready { .. }) => self.retries = 0,
             Input::Reported(Report::Failed(why)) => self.reason = Some(why.clone()),
             Input::TimedOut { after_secs } => {
                 self.reason = Some(format!("no progress in {after_secs} s"))
             }
-            Input::Reported(Report::Installed | Report::Installing) => self.reason = None,
+            Input::Reported(Report::Installing) => self.reason = None,
             _ => {}
         }
         let changed = to != self.state;

@@ -181,13 +181,35 @@ pub fn reinstall(
     let Some(base) = api_base(file, api, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    let token = operator_token(state_dir)?;
+    match rearm(&base, &token, node)? {
+        Ok(generation) => {
+            write_stdout(&format!(
+                "{node}: install re-armed (generation {generation}); its next network boot installs it\n"
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("slipway: reinstall of {node} refused: {why}");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// The operator token `slipway serve` keeps in the state directory, as sent.
+pub fn operator_token(state_dir: &Path) -> anyhow::Result<String> {
     let token = std::fs::read(state_dir.join("api-token")).with_context(|| {
         format!(
             "reading the operator token in {} (run this where `slipway serve` keeps its state)",
             state_dir.display()
         )
     })?;
-    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(token.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Re-arms `node`'s install through the API at `base`: `Ok(Ok(generation))`, or
+/// `Ok(Err(why))` when the server refused.
+pub fn rearm(base: &str, token: &str, node: &str) -> anyhow::Result<Result<u64, String>> {
     let url = format!("{base}/api/v1/machines/{node}/reinstall");
     let mut resp = ureq::post(&url)
         .header("Authorization", &format!("Bearer {token}"))
@@ -195,20 +217,36 @@ pub fn reinstall(
         .http_status_as_error(false)
         .build()
         .send_empty()
-        .with_context(|| format!("asking {url}"))?;
+        .with_context(|| format!("asking {url} (is `slipway serve` running?)"))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     if status != 200 {
-        eprintln!(
-            "slipway: reinstall of {node} refused ({status}): {}",
-            body.trim()
-        );
-        return Ok(ExitCode::from(EXIT_INVALID));
+        return Ok(Err(format!("{status}: {}", body.trim())));
     }
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
-    write_stdout(&format!(
-        "{node}: install re-armed (generation {}); its next network boot installs it\n",
-        v["generation"]
-    ))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Ok(v["generation"].as_u64().unwrap_or_default()))
+}
+
+/// The machines as the API at `base` lists them (hostname → its JSON).
+pub fn machines(base: &str) -> anyhow::Result<Vec<Value>> {
+    let v = get(&format!("{base}/api/v1/machines"))?;
+    Ok(match v {
+        Value::Array(a) => a,
+        Value::Object(mut m) => match m.remove("machines") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
+}
+
+/// The API base URL for `cluster` (or `api` when given).
+pub fn api_url(cluster: &slipway_cluster::Cluster, api: Option<&str>) -> String {
+    match api {
+        Some(a) => a.trim_end_matches('/').to_string(),
+        None => format!(
+            "http://{}:{}",
+            cluster.network.server, cluster.network.http_port
+        ),
+    }
 }

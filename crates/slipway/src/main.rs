@@ -3,6 +3,7 @@
 //! A thin binary: parse the command line, run one mode, map the outcome to an exit
 //! code (0 success, 1 failure to run, 2 invalid input).
 
+mod bmc_cmd;
 mod check;
 mod demo_cmd;
 mod export_cmd;
@@ -128,6 +129,46 @@ enum Command {
         #[command(subcommand)]
         action: MachineAction,
     },
+    /// Power control through the machines' BMCs (IPMI or Redfish).
+    Power {
+        /// The cluster file.
+        file: PathBuf,
+        /// What to do.
+        #[arg(value_enum)]
+        action: bmc_cmd::PowerArg,
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+    /// Set the boot device through the machines' BMCs.
+    Boot {
+        /// The cluster file.
+        file: PathBuf,
+        /// The device.
+        #[arg(value_enum)]
+        device: bmc_cmd::BootArg,
+        #[command(flatten)]
+        targets: TargetArgs,
+        /// For the next boot only (otherwise for every boot).
+        #[arg(long)]
+        once: bool,
+        /// Ask for this firmware interface (otherwise the BMC's default).
+        #[arg(long, value_enum)]
+        mode: Option<bmc_cmd::ModeArg>,
+    },
+    /// Install machines from power-off to `ready`: re-arm the install, PXE on next
+    /// boot, power cycle through the BMC, then follow each machine's lifecycle.
+    Provision {
+        /// The cluster file.
+        file: PathBuf,
+        #[command(flatten)]
+        targets: TargetArgs,
+        /// Ask for this firmware interface for the PXE boot.
+        #[arg(long, value_enum)]
+        mode: Option<bmc_cmd::ModeArg>,
+        /// Give up on machines not ready after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
     /// The lab on this machine: QEMU VMs (BIOS and UEFI) PXE-boot through slipway,
     /// install a Flatcar-shaped test OS to disk, reboot into it and report ready.
     Demo {
@@ -160,6 +201,29 @@ pub enum Output {
     Yaml,
     /// The completed description as JSON.
     Json,
+}
+
+/// Which machines a BMC command acts on.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// Hostnames or MACs.
+    nodes: Vec<String>,
+    /// Every node with a `bmc`.
+    #[arg(long, conflicts_with = "nodes")]
+    all: bool,
+    /// At most this many BMCs at once.
+    #[arg(long, default_value_t = 16)]
+    parallel: usize,
+}
+
+impl TargetArgs {
+    fn targets(self) -> bmc_cmd::Targets {
+        bmc_cmd::Targets {
+            nodes: self.nodes,
+            all: self.all,
+            parallel: self.parallel,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -214,6 +278,32 @@ fn main() -> ExitCode {
         Command::Serve { file, listen } => {
             serve_cmd::serve(&file, &cli.state_dir, listen, cli.offline)
         }
+        Command::Power {
+            file,
+            action,
+            targets,
+        } => bmc_cmd::power(&file, action, &targets.targets(), cli.offline),
+        Command::Boot {
+            file,
+            device,
+            targets,
+            once,
+            mode,
+        } => bmc_cmd::boot(&file, device, once, mode, &targets.targets(), cli.offline),
+        Command::Provision {
+            file,
+            targets,
+            mode,
+            timeout,
+        } => bmc_cmd::provision(
+            &file,
+            &targets.targets(),
+            mode,
+            std::time::Duration::from_secs(timeout),
+            &cli.state_dir,
+            cli.api.as_deref(),
+            cli.offline,
+        ),
         Command::Status { file, json } => {
             machine_cmd::status(&file, cli.api.as_deref(), json, cli.offline)
         }

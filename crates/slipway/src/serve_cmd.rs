@@ -11,6 +11,7 @@ use anyhow::Context;
 use slipway_cluster::{Cluster, DhcpMode};
 use slipway_dhcp::driver::Listen;
 use slipway_http::Service;
+use slipway_store::tracker::Stalled;
 use slipway_store::tracker::Tracker;
 use slipway_store::{LeaseStore, RedbStore};
 use tokio::sync::watch;
@@ -409,6 +410,10 @@ async fn run(
     }
     // Installs that stop making progress fail after os.install_timeout.
     let ticker_live = live.clone();
+    let base_dir = reload.file.parent().map_or_else(
+        || std::path::PathBuf::from("."),
+        std::path::Path::to_path_buf,
+    );
     let ticker_tracker = tracker.clone();
     let rx = stop_rx.clone();
     tasks.spawn(async move {
@@ -416,12 +421,42 @@ async fn run(
         let tick = async {
             loop {
                 every.tick().await;
-                let timeout = ticker_live.current().cluster.os.install_timeout;
-                if timeout != slipway_cluster::LeaseTime::Infinite {
-                    for mac in ticker_tracker
-                        .expire(slipway_store::tracker::now(), u64::from(timeout.as_secs()))
-                    {
-                        tracing::warn!(%mac, "install timed out");
+                let current = ticker_live.current();
+                let timeout = current.cluster.os.install_timeout;
+                if timeout == slipway_cluster::LeaseTime::Infinite {
+                    continue;
+                }
+                // A stalled machine with a BMC is power-cycled into the installer once
+                // before it is marked failed.
+                let has_bmc = |mac| {
+                    current
+                        .cluster
+                        .node_by_mac(mac)
+                        .is_some_and(|n| n.bmc.is_some())
+                };
+                let stalled = ticker_tracker.expire(
+                    slipway_store::tracker::now(),
+                    u64::from(timeout.as_secs()),
+                    has_bmc,
+                );
+                for s in stalled {
+                    match s {
+                        Stalled::Failed(mac) => tracing::warn!(%mac, "install timed out"),
+                        Stalled::Retry(mac) => {
+                            let Some(node) = current.cluster.node_by_mac(mac).cloned() else {
+                                continue;
+                            };
+                            let dir = base_dir.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let r = crate::bmc_cmd::connect(&node, &dir).and_then(|mut b| {
+                                    Ok(crate::bmc_cmd::pxe_and_cycle(b.as_mut(), None)?)
+                                });
+                                match r {
+                                    Ok(what) => tracing::warn!(host = node.hostname, %mac, what, "install stalled: retried through the BMC"),
+                                    Err(e) => tracing::error!(host = node.hostname, %mac, "install stalled; the BMC retry failed: {e:#}"),
+                                }
+                            });
+                        }
                     }
                 }
             }

@@ -10,6 +10,15 @@ use slipway_lifecycle::{Input, Machine, Purpose, Rejected, Report, State, check_
 
 use crate::{MachineStore, StoreError};
 
+/// What became of a stalled install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// Retried: power-cycle it into the installer through its BMC.
+    Retry(MacAddr),
+    /// Marked failed.
+    Failed(MacAddr),
+}
+
 /// Why a report was not taken.
 #[derive(Debug)]
 pub enum ReportError {
@@ -163,27 +172,46 @@ impl Tracker {
         )
     }
 
-    /// Marks every machine in progress for longer than `timeout_secs` as failed.
-    /// Returns the MACs that failed now.
-    pub fn expire(&self, now: u64, timeout_secs: u64) -> Vec<MacAddr> {
-        let stale: Vec<MacAddr> = self.with(|all| {
+    /// Machines whose install made no progress for `timeout_secs`: each one that
+    /// `can_retry` says may be retried and was not retried yet in this attempt is
+    /// recorded as [`Input::Retried`] (its timeout starts again) and returned as
+    /// [`Stalled::Retry`], for the caller to power-cycle it into the installer; the
+    /// others are marked failed ([`Stalled::Failed`]).
+    pub fn expire(
+        &self,
+        now: u64,
+        timeout_secs: u64,
+        can_retry: impl Fn(MacAddr) -> bool,
+    ) -> Vec<Stalled> {
+        let stale: Vec<(MacAddr, u32)> = self.with(|all| {
             all.values()
                 .filter(|m| m.in_progress() && now.saturating_sub(m.since) >= timeout_secs)
-                .map(|m| m.mac)
+                .map(|m| (m.mac, m.retries))
                 .collect()
         });
-        for mac in &stale {
-            if let Err(e) = self.record(
-                *mac,
-                now,
-                Input::TimedOut {
-                    after_secs: timeout_secs,
-                },
-            ) {
-                tracing::error!(%mac, "cannot record a timeout: {e}");
+        let mut out = Vec::new();
+        for (mac, retries) in stale {
+            let (input, outcome) = if retries == 0 && can_retry(mac) {
+                (
+                    Input::Retried {
+                        action: "pxe once + power cycle".into(),
+                    },
+                    Stalled::Retry(mac),
+                )
+            } else {
+                (
+                    Input::TimedOut {
+                        after_secs: timeout_secs,
+                    },
+                    Stalled::Failed(mac),
+                )
+            };
+            match self.record(mac, now, input) {
+                Ok(_) => out.push(outcome),
+                Err(e) => tracing::error!(%mac, "cannot record a timeout: {e}"),
             }
         }
-        stale
+        out
     }
 }
 
@@ -299,11 +327,39 @@ mod tests {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(t.expire(100 + 599, 600).is_empty());
-        assert_eq!(t.expire(100 + 600, 600), vec![mac]);
+        assert!(t.expire(100 + 599, 600, |_| false).is_empty());
+        assert_eq!(
+            t.expire(100 + 600, 600, |_| false),
+            vec![Stalled::Failed(mac)]
+        );
         assert_eq!(
             t.machine(mac).map(|m| m.state),
             Some(slipway_lifecycle::State::Failed)
         );
+    }
+
+    #[test]
+    fn a_stalled_install_with_a_bmc_is_retried_once_then_fails() {
+        use slipway_lifecycle::State;
+        let t = Tracker::new(Arc::new(MemoryStore::default()), vec![1; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mac = MacAddr([2, 0, 0, 0, 0, 5]);
+        let boot = || Input::BootScript {
+            firmware: "x".into(),
+        };
+        t.record(mac, 100, boot()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.expire(700, 600, |_| true), vec![Stalled::Retry(mac)]);
+        let m = t.machine(mac).unwrap_or_else(|| panic!("recorded"));
+        assert_eq!((m.state, m.since, m.retries), (State::Booting, 700, 1));
+        // The timeout starts again from the retry; the second stall fails.
+        assert!(t.expire(1299, 600, |_| true).is_empty());
+        assert_eq!(t.expire(1300, 600, |_| true), vec![Stalled::Failed(mac)]);
+        assert_eq!(t.machine(mac).map(|m| m.state), Some(State::Failed));
+        // A re-arm gives the next attempt its own retry.
+        t.record(mac, 1400, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.record(mac, 1400, boot())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.expire(2000, 600, |_| true), vec![Stalled::Retry(mac)]);
     }
 }
