@@ -42,6 +42,11 @@ NEEDED=(
   /usr/lib/grub/x86_64-efi/linux.mod:grub-efi-amd64-bin
   sfdisk:fdisk
   bzip2:bzip2
+  # BMCs: OpenIPMI's ipmi_sim with ipmitool as the reference client; sushy-tools'
+  # Redfish emulator (PyPI, in a venv made by the BMC tests' install-sushy.sh).
+  ipmi_sim:openipmi
+  ipmitool:ipmitool
+  /usr/share/doc/python3-venv:python3-venv
 )
 missing=()
 for spec in "${NEEDED[@]}"; do
@@ -80,4 +85,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     done
   fi
 fi
-
+# The Redfish emulator (sushy-tools, pinned) in its own venv; quick when already there.
+crates/bmc/tests/support/redfish/install-sushy.sh >/dev/null || { log "installing sushy-tools failed"; exit 1; }

@@ -28,7 +28,12 @@ pub const USER: &str = "slipway";
 /// Their password.
 pub const PASSWORD: &str = "Ipmi-T3st-pw!";
 
-const SUPPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/ipmi");
+/// This file's directory, whichever crate's tests include it.
+fn support() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(Path::new(file!()).parent().unwrap_or(Path::new(".")))
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -104,10 +109,13 @@ impl Sim {
         let chassis = dir.join("chassis");
         fs::create_dir_all(&chassis).unwrap();
         let port = free_udp_port();
-        let conf = fs::read_to_string(Path::new(SUPPORT).join("lan.conf.in"))
+        let conf = fs::read_to_string(support().join("lan.conf.in"))
             .unwrap()
             .replace("@PORT@", &port.to_string())
-            .replace("@CHASSIS@", &format!("{SUPPORT}/chassis-control.sh"))
+            .replace(
+                "@CHASSIS@",
+                &support().join("chassis-control.sh").display().to_string(),
+            )
             .replace("@USER@", USER)
             .replace("@PASSWORD@", PASSWORD)
             .replace("@MAX_SESSIONS@", &options.max_sessions.to_string());
@@ -129,7 +137,7 @@ impl Sim {
             .arg("-c")
             .arg(self.dir.join("lan.conf"))
             .arg("-f")
-            .arg(Path::new(SUPPORT).join("sim.emu"))
+            .arg(support().join("sim.emu"))
             .arg("-s")
             .arg(self.dir.join("state"))
             .env("SLIPWAY_CHASSIS_STATE", &self.chassis)

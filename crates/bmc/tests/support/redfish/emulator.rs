@@ -220,7 +220,10 @@ impl Emulator {
     /// Starts the emulator with these systems and this kind of certificate.
     pub fn start_with(systems: &[FakeSystem], certs: CertKind) -> Emulator {
         let python = sushy_python();
-        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/redfish");
+        // This file's directory, whichever crate's tests include it.
+        let support = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(Path::new(file!()).parent().unwrap_or(Path::new(".")));
         let dir = std::env::temp_dir().join(format!(
             "slipway-redfish-test-{}-{}",
             std::process::id(),
