@@ -7,7 +7,6 @@
 #[allow(dead_code)]
 mod emulator;
 #[path = "../../bmc/tests/support/ipmi/sim.rs"]
-#[allow(dead_code)]
 mod sim;
 
 use std::path::{Path, PathBuf};

@@ -65,8 +65,16 @@ esac
 op=${1:-}
 [ $# -gt 0 ] && shift
 
+# Whether process $1 exists and has not exited. An exited process that nobody
+# reaped (a zombie: the start command is orphaned when this script exits, and PID
+# 1 of a container may not reap orphans) does not count.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    [ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)" != Z ]
+}
+
 running() {
-    [ -s "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null
+    [ -s "$state/pid" ] && alive "$(cat "$state/pid")"
 }
 
 read_file() { # FILE DEFAULT
@@ -104,7 +112,7 @@ power_off() { # SIGNAL-COMMAND (optional soft command)
         kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
     fi
     i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt "$((kill_wait * 10))" ]; do
+    while alive "$pid" && [ "$i" -lt "$((kill_wait * 10))" ]; do
         sleep 0.1
         i=$((i + 1))
     done

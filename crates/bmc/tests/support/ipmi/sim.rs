@@ -105,28 +105,28 @@ impl Sim {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("state")).unwrap();
         let chassis = dir.join("chassis");
-        fs::create_dir_all(&chassis).unwrap();
-        let port = free_udp_port();
+        // From here on, a panic drops `sim`, which removes the directory.
+        let mut sim = Sim {
+            port: free_udp_port(),
+            dir,
+            chassis,
+            options,
+            child: None,
+        };
+        fs::create_dir_all(sim.dir.join("state")).unwrap();
+        fs::create_dir_all(&sim.chassis).unwrap();
         let conf = fs::read_to_string(support().join("lan.conf.in"))
             .unwrap()
-            .replace("@PORT@", &port.to_string())
+            .replace("@PORT@", &sim.port.to_string())
             .replace(
                 "@CHASSIS@",
                 &support().join("chassis-control.sh").display().to_string(),
             )
             .replace("@USER@", USER)
             .replace("@PASSWORD@", PASSWORD)
-            .replace("@MAX_SESSIONS@", &options.max_sessions.to_string());
-        fs::write(dir.join("lan.conf"), conf).unwrap();
-        let mut sim = Sim {
-            port,
-            dir,
-            chassis,
-            options,
-            child: None,
-        };
+            .replace("@MAX_SESSIONS@", &sim.options.max_sessions.to_string());
+        fs::write(sim.dir.join("lan.conf"), conf).unwrap();
         sim.spawn();
         sim
     }
