@@ -67,6 +67,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod fast;
 mod handle;
 mod server;
 mod zone;

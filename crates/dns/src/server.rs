@@ -9,8 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use hickory_proto::op::{Header, MessageType, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType, TSigResponseContext};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use hickory_server::Server;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::iocompat::AsyncIoTokioAsStd;
 use hickory_server::net::runtime::{Time, TokioTime};
@@ -144,9 +143,6 @@ pub async fn serve(
         recursion_available: !upstreams.is_empty(),
     };
 
-    let mut server = Server::new(handler.clone());
-    server.register_socket(listeners.udp);
-    let token = server.shutdown_token().clone();
     let domain = origins.first().map(ToString::to_string).unwrap_or_default();
     info!(
         udp = %udp_addr,
@@ -159,30 +155,24 @@ pub async fn serve(
 
     let tcp = serve_tcp(
         listeners.tcp,
-        handler,
+        handler.clone(),
         options.tcp_max_connections,
         options.tcp_idle_timeout,
     );
-    let udp = server.block_until_done();
+    let udp = serve_udp(
+        Arc::new(listeners.udp),
+        zone,
+        handler,
+        options.max_forwarded,
+    );
     tokio::pin!(tcp, udp, shutdown);
     let result = tokio::select! {
         () = &mut shutdown => Ok(()),
-        done = &mut udp => Err(Error::Serve {
-            reason: match done {
-                Ok(()) => "the UDP listener stopped".to_string(),
-                Err(e) => format!("UDP listener: {e}"),
-            },
+        e = &mut udp => Err(Error::Serve {
+            reason: format!("UDP listener: {e}"),
         }),
         () = &mut tcp => Err(Error::Serve { reason: "the TCP listener stopped".to_string() }),
     };
-    token.cancel();
-    if result.is_ok()
-        && tokio::time::timeout(Duration::from_secs(5), udp)
-            .await
-            .is_err()
-    {
-        warn!("DNS: UDP tasks did not finish within 5 s of shutdown");
-    }
     info!(udp = %udp_addr, tcp = %tcp_addr, "DNS server stopped");
     result
 }
@@ -461,6 +451,101 @@ impl ZoneHandler for BoundedForwarder {
         Option<TSigResponseContext>,
     )> {
         Some((Err(LookupError::from(ResponseCode::Refused)), None))
+    }
+}
+
+/// Answers UDP queries: the common one (an A or PTR name of the zone) at once in this
+/// loop ([`crate::fast`]), every other one in its own task through hickory's catalog,
+/// at most `max_slow` of those at once (beyond, the query is dropped and the client
+/// retries). Returns only when the socket fails.
+async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    zone: ZoneHandle,
+    handler: SharedCatalog,
+    max_slow: usize,
+) -> io::Error {
+    // Forwarded queries wait on upstreams; allow them beside the cap on forwarding.
+    let slow = Arc::new(Semaphore::new(max_slow.max(1) * 2));
+    let mut tasks = JoinSet::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable from an earlier reply, and the like: transient.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+            Err(e) => return e,
+        };
+        let query = &buf[..n];
+        if let Some(reply) = crate::fast::answer(&zone, query, handler.recursion_available) {
+            if let Err(error) = socket.send_to(&reply, src).await {
+                debug!(%src, %error, "DNS: cannot answer over UDP");
+            }
+            continue;
+        }
+        while tasks.try_join_next().is_some() {}
+        let Ok(permit) = slow.clone().try_acquire_owned() else {
+            debug!(%src, "DNS: too many queries in progress, dropping one");
+            continue;
+        };
+        let Ok(header) = Header::read(&mut BinDecoder::new(query)) else {
+            continue;
+        };
+        if header.metadata.message_type == MessageType::Response {
+            continue;
+        }
+        let bytes = query.to_vec();
+        let (socket, handler) = (socket.clone(), handler.clone());
+        tasks.spawn(async move {
+            let mut reply = UdpReply { socket, dst: src };
+            match Request::from_bytes(bytes, src, Protocol::Udp) {
+                Ok(request) => {
+                    handler
+                        .handle_request::<_, TokioTime>(&request, reply)
+                        .await;
+                }
+                Err(error) => {
+                    debug!(%src, %error, "DNS: malformed query over UDP, answering FORMERR");
+                    if let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) {
+                        let message = MessageResponseBuilder::new(&queries, None)
+                            .error_msg(&header.metadata, ResponseCode::FormErr);
+                        let _ = reply.send_response(message).await;
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Sends a response to one UDP client, truncated to what it can take.
+#[derive(Clone)]
+struct UdpReply {
+    socket: Arc<UdpSocket>,
+    dst: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for UdpReply {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // As hickory's own UDP path: at most the client's EDNS payload (512 bytes
+        // without EDNS); what does not fit is truncated (TC) by the encoder.
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder)?;
+        self.socket.send_to(&bytes, self.dst).await?;
+        Ok(info)
     }
 }
 

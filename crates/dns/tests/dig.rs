@@ -713,3 +713,63 @@ async fn forwarded_queries_in_flight_are_bounded() {
     })
     .await;
 }
+
+/// The fast path (plain queries for A and PTR names of the zone) answers exactly as the
+/// general path does: a query with an EDNS cookie goes the general way, the same query
+/// without EDNS or with plain EDNS the fast way; the answers must not differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_and_general_paths_answer_alike() {
+    bounded(async {
+        let upstream = Running::start(&upstream_cluster(), vec![], Options::default()).await;
+        let server = Running::start(&lab(), vec![upstream.addr], Options::default()).await;
+        let at = server.addr;
+        for (name, rtype) in [
+            ("cp1.lab.slipway.test", "A"),
+            ("CP1.Lab.Slipway.Test", "A"),
+            ("11.0.99.10.in-addr.arpa", "PTR"),
+        ] {
+            // An EDNS option (the cookie) sends the query the general way.
+            let general = dig(at, &[name, rtype, "+recurse", "+cookie"]).await;
+            assert_eq!(general.status, "NOERROR", "{}", general.text);
+            for fast_args in [&["+recurse", "+nocookie"][..], &["+recurse", "+noedns"][..]] {
+                let mut args = vec![name, rtype];
+                args.extend_from_slice(fast_args);
+                let fast = dig(at, &args).await;
+                assert_eq!(fast.status, "NOERROR", "{}", fast.text);
+                assert_eq!(fast.flags, general.flags, "{}\n{}", fast.text, general.text);
+                assert_eq!(
+                    fast.section("ANSWER"),
+                    general.section("ANSWER"),
+                    "{}\n{}",
+                    fast.text,
+                    general.text
+                );
+                assert_eq!(fast.section("AUTHORITY"), general.section("AUTHORITY"));
+                let want_edns = !fast_args.contains(&"+noedns");
+                assert_eq!(fast.edns_udp(), want_edns.then_some(1232), "{}", fast.text);
+            }
+        }
+        // With forwarding on, answers say "recursion available" on both paths.
+        let fast = dig(at, &["cp1.lab.slipway.test", "A", "+recurse", "+noedns"]).await;
+        assert!(
+            fast.has_flag("ra") && fast.has_flag("aa") && fast.has_flag("rd"),
+            "{}",
+            fast.text
+        );
+        // Names that do not exist, and forwarded names, still go the general way.
+        let nx = dig(at, &["nosuch.lab.slipway.test", "A", "+noedns"]).await;
+        assert_eq!(nx.status, "NXDOMAIN", "{}", nx.text);
+        assert_eq!(
+            nx.section("AUTHORITY")
+                .first()
+                .and_then(|f| f.get(3))
+                .map(String::as_str),
+            Some("SOA")
+        );
+        let fwd = dig(at, &["cp9.upstream.test", "A", "+recurse", "+noedns"]).await;
+        assert_eq!(fwd.answers("A"), ["10.50.0.9"], "{}", fwd.text);
+        server.stop().await;
+        upstream.stop().await;
+    })
+    .await;
+}
