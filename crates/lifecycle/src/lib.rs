@@ -285,8 +285,11 @@ impl Machine {
             _ => {}
         }
         let changed = to != self.state;
-        // Every input is history worth keeping, except repeated DHCP renewals.
-        let noise = !changed && matches!(input, Input::DhcpSeen { .. });
+        // Every input is history worth keeping, except repeated DHCP renewals and the
+        // same thing again with nothing changed (a script fetched twice in a row).
+        let noise = !changed
+            && (matches!(input, Input::DhcpSeen { .. })
+                || self.events.last().is_some_and(|e| e.input == input));
         if !noise {
             self.events.push(Event {
                 at: now,
@@ -528,15 +531,31 @@ mod tests {
     fn history_is_bounded() {
         let mut m = Machine::new(mac());
         for t in 0..(MAX_EVENTS as u64 + 50) {
+            // Alternating firmware: each fetch is news.
             let _ = m.apply(
                 t,
                 Input::BootScript {
-                    firmware: "x".into(),
+                    firmware: format!("x{}", t % 2),
                 },
             );
         }
         assert_eq!(m.events.len(), MAX_EVENTS);
         assert_eq!(m.events[0].at, 50);
+    }
+
+    #[test]
+    fn the_same_thing_twice_in_a_row_is_recorded_once() {
+        let mut m = Machine::new(mac());
+        let boot = || Input::BootScript {
+            firmware: "pcbios i386".into(),
+        };
+        for t in 0..5 {
+            let _ = m.apply(t, boot());
+        }
+        assert_eq!(m.events.len(), 1);
+        let _ = m.apply(5, Input::InstallConfigFetched);
+        let _ = m.apply(6, boot());
+        assert_eq!(m.events.len(), 3, "a fetch after something else counts");
     }
 
     #[test]

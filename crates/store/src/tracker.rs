@@ -10,6 +10,35 @@ use slipway_lifecycle::{Input, Machine, Purpose, Rejected, Report, State, check_
 
 use crate::{MachineStore, StoreError};
 
+/// What `apply` can change in a machine, compared without copying its history: the
+/// history only grows at its end (or drops its oldest entries at the same time).
+#[derive(PartialEq)]
+struct Fingerprint {
+    state: slipway_lifecycle::State,
+    since: u64,
+    generation: u32,
+    retries: u32,
+    events: usize,
+    firmware: Option<String>,
+    reason: Option<String>,
+    last: Option<slipway_lifecycle::Event>,
+}
+
+impl Fingerprint {
+    fn of(m: &Machine) -> Fingerprint {
+        Fingerprint {
+            state: m.state,
+            since: m.since,
+            generation: m.generation,
+            retries: m.retries,
+            events: m.events.len(),
+            firmware: m.firmware.clone(),
+            reason: m.reason.clone(),
+            last: m.events.last().cloned(),
+        }
+    }
+}
+
 /// What became of a stalled install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stalled {
@@ -79,10 +108,10 @@ impl Tracker {
     pub fn record(&self, mac: MacAddr, now: u64, input: Input) -> Result<Machine, ReportError> {
         self.with(|all| {
             let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
-            let before = m.events.len();
+            let before = Fingerprint::of(&m);
             let before_state = (m.state, m.firmware.clone());
             m.apply(now, input).map_err(ReportError::OutOfOrder)?;
-            if m.events.len() != before || (m.state, m.firmware.clone()) != before_state {
+            if Fingerprint::of(&m) != before {
                 self.store.put_machine(&m).map_err(ReportError::Store)?;
                 if m.state != before_state.0 {
                     tracing::info!(%mac, from = %before_state.0, to = %m.state, "machine state");
@@ -107,9 +136,9 @@ impl Tracker {
                         (false, (m.state, m))
                     }
                 };
-                let before = (m.events.len(), m.state, m.firmware.clone());
+                let before = Fingerprint::of(&m);
                 let applied = m.apply(now, input).is_ok();
-                if seen || applied && (m.events.len(), m.state, m.firmware.clone()) != before {
+                if seen || applied && Fingerprint::of(&m) != before {
                     changed.insert(mac, (first, m));
                 }
             }
