@@ -89,7 +89,7 @@ pub fn connect(node: &Node, base_dir: &Path) -> anyhow::Result<Box<dyn Bmc>> {
         .as_ref()
         .ok_or_else(|| anyhow!("{} has no `bmc` in the cluster file", node.hostname))?;
     let pw = password(&b.password, base_dir)?;
-    let what = || format!("{}'s BMC at {}:{}", node.hostname, b.address, b.port);
+    let what = || format!("{}'s BMC", node.hostname);
     Ok(match b.driver {
         BmcDriver::Ipmi => {
             use slipway_bmc::ipmi;
@@ -287,8 +287,8 @@ pub fn boot(
     Ok(report(&nodes, results))
 }
 
-/// PXE once, then power on (when off) or cycle (when on): what puts a machine into
-/// the installer. Used by `provision` and by `serve`'s retry of stalled installs.
+/// PXE once, then power on (off and on when it is on): what puts a machine into the
+/// installer. Used by `provision` and by `serve`'s retry of stalled installs.
 pub fn pxe_and_cycle(
     bmc: &mut dyn Bmc,
     mode: Option<BootMode>,
@@ -298,15 +298,27 @@ pub fn pxe_and_cycle(
         once: true,
         mode,
     })?;
-    Ok(match bmc.power_state()? {
-        PowerState::Off => {
-            bmc.power(PowerAction::On)?;
-            "pxe once + power on"
+    // Off, then on, rather than a "cycle": a machine that powers itself off between the
+    // state query and the command would ignore a cycle (the IPMI spec lets a BMC do
+    // nothing), and provisioning would wait for nothing.
+    let was_on = bmc.power_state()? == PowerState::On;
+    if was_on {
+        bmc.power(PowerAction::Off)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while bmc.power_state()? == PowerState::On {
+            if Instant::now() > deadline {
+                return Err(slipway_bmc::Error::Protocol(
+                    "still on 30 s after a power-off".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        PowerState::On => {
-            bmc.power(PowerAction::Cycle)?;
-            "pxe once + power cycle"
-        }
+    }
+    bmc.power(PowerAction::On)?;
+    Ok(if was_on {
+        "pxe once + power off and on"
+    } else {
+        "pxe once + power on"
     })
 }
 

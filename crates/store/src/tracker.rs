@@ -223,7 +223,7 @@ impl Tracker {
             let (input, outcome) = if retries == 0 && can_retry(mac) {
                 (
                     Input::Retried {
-                        action: "pxe once + power cycle".into(),
+                        action: "pxe once + power off and on".into(),
                     },
                     Stalled::Retry(mac),
                 )
