@@ -2,7 +2,7 @@
 # End-to-end PROVISION through IPMI: `slipway provision` takes QEMU machines from power
 # off to `ready` with no other hand on them. Each VM sits behind its own BMC, OpenIPMI's
 # `ipmi_sim` (RMCP+, cipher suite 3) on 10.99.0.1:623<i> in the test's network
-# namespace; its chassis control program (tests/e2e/provision/chassis-control.sh)
+# namespace; its chassis control program (crates/bmc/tests/support/ipmi/chassis-control.sh)
 # starts the VM's QEMU on "power on" (tests/e2e/provision/vm.sh, the hardware of
 # tests/e2e/install.sh, network first when the BMC's boot device is pxe, disk first
 # otherwise), kills it on "power off", and reports "off" once QEMU has exited. The
@@ -194,7 +194,7 @@ set_working_mc 0x20
     allowed_auths_admin md5
     guid a123456789abcdefa1234567890000$(printf '%02x' "$i")
   endlan
-  chassis_control "$HERE/chassis-control.sh 0x20"
+  chassis_control "$ROOT/crates/bmc/tests/support/ipmi/chassis-control.sh 0x20"
   user 2 true "$BMC_USER" "$BMC_PW" admin 10 md5
 EOF
   cat > "$d/chassis.conf" <<EOF
