@@ -505,16 +505,20 @@ async fn serve_udp(
                 }
                 Err(error) => {
                     debug!(%src, %error, "DNS: malformed query over UDP, answering FORMERR");
-                    if let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) {
-                        let message = MessageResponseBuilder::new(&queries, None)
-                            .error_msg(&header.metadata, ResponseCode::FormErr);
-                        let _ = reply.send_response(message).await;
-                    }
+                    let _ = form_error(&header, &mut reply).await;
                 }
             }
             drop(permit);
         });
     }
+}
+
+/// Answers a query that could not be parsed (beyond its `header`) with FORMERR.
+async fn form_error(header: &Header, reply: &mut impl ResponseHandler) -> Result<(), NetError> {
+    let queries = Queries::read(&mut BinDecoder::new(&[]), 0)?;
+    let message = MessageResponseBuilder::new(&queries, None)
+        .error_msg(&header.metadata, ResponseCode::FormErr);
+    reply.send_response(message).await.map(drop)
 }
 
 /// Sends a response to one UDP client, truncated to what it can take.
@@ -617,12 +621,7 @@ async fn serve_tcp_connection(
             }
             Err(error) => {
                 debug!(%peer, %error, "DNS: malformed query over TCP, answering FORMERR");
-                let Ok(queries) = Queries::read(&mut BinDecoder::new(&[]), 0) else {
-                    return;
-                };
-                let message = MessageResponseBuilder::new(&queries, None)
-                    .error_msg(&header.metadata, ResponseCode::FormErr);
-                if let Err(error) = response.send_response(message).await {
+                if let Err(error) = form_error(&header, &mut response).await {
                     debug!(%peer, %error, "DNS: cannot answer over TCP");
                     return;
                 }

@@ -152,6 +152,28 @@ fn select<'c>(cluster: &'c Cluster, t: &Targets) -> Result<Vec<&'c Node>, String
     }
 }
 
+/// The cluster in `file` and the nodes `targets` names; `None` (after saying why) when
+/// the file is invalid or a name is wrong.
+fn load(
+    file: &Path,
+    targets: &Targets,
+    offline: bool,
+) -> anyhow::Result<Option<(Cluster, Vec<Node>)>> {
+    let Some(cluster) = load_valid(file, offline)? else {
+        return Ok(None);
+    };
+    match select(&cluster, targets) {
+        Ok(nodes) => {
+            let nodes = nodes.into_iter().cloned().collect();
+            Ok(Some((cluster, nodes)))
+        }
+        Err(e) => {
+            eprintln!("slipway: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// Runs `f` on every node, at most `parallel` at once, and returns each result in the
 /// nodes' order.
 fn each<T: Send>(
@@ -213,16 +235,10 @@ pub fn power(
     targets: &Targets,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(cluster) = load_valid(file, offline)? else {
+    let Some((_, chosen)) = load(file, targets, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let nodes = match select(&cluster, targets) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("slipway: {e}");
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
+    let nodes: Vec<&Node> = chosen.iter().collect();
     let dir = base_dir(file);
     let results = each(&nodes, targets.parallel, |n| {
         let mut bmc = connect(n, dir)?;
@@ -264,16 +280,10 @@ pub fn boot(
     targets: &Targets,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(cluster) = load_valid(file, offline)? else {
+    let Some((_, chosen)) = load(file, targets, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let nodes = match select(&cluster, targets) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("slipway: {e}");
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
+    let nodes: Vec<&Node> = chosen.iter().collect();
     let dir = base_dir(file);
     let o = boot_override(device, once, mode);
     let results = each(&nodes, targets.parallel, |n| {
@@ -333,16 +343,10 @@ pub fn provision(
     api: Option<&str>,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(cluster) = load_valid(file, offline)? else {
+    let Some((cluster, chosen)) = load(file, targets, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let nodes = match select(&cluster, targets) {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("slipway: {e}");
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
+    let nodes: Vec<&Node> = chosen.iter().collect();
     let base = machine_cmd::api_url(&cluster, api);
     let token = machine_cmd::operator_token(state_dir)?;
     let dir = base_dir(file);

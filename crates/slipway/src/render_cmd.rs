@@ -57,6 +57,21 @@ fn artifact(which: Which, cluster: &Cluster) -> Result<Artifact, String> {
     })
 }
 
+/// The generic OS's config template, when the cluster names one.
+fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
+    let Some(path) = cluster
+        .os
+        .generic
+        .as_ref()
+        .and_then(|g| g.template.as_ref())
+    else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(path)
+        .map(Some)
+        .with_context(|| format!("reading template {}", path.display()))
+}
+
 /// Renders one artifact of one node to stdout.
 pub fn render_cmd(
     file: &Path,
@@ -86,18 +101,7 @@ pub fn render_cmd(
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
-    let template = match cluster
-        .os
-        .generic
-        .as_ref()
-        .and_then(|g| g.template.as_ref())
-    {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading template {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let template = template(&cluster)?;
     let pki;
     let secrets: &dyn Secrets = if example_secrets || !a.has_secrets() {
         &ExampleSecrets
@@ -149,18 +153,7 @@ pub fn render_all(
     let Some(cluster) = load_valid(file, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let template = match cluster
-        .os
-        .generic
-        .as_ref()
-        .and_then(|g| g.template.as_ref())
-    {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading template {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let template = template(&cluster)?;
     let pki;
     let secrets: &(dyn Secrets + Sync) = if example_secrets {
         &ExampleSecrets

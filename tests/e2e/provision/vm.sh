@@ -2,7 +2,8 @@
 # vm.sh WORKDIR I: the machine behind BMC number I in tests/e2e/provision.sh.
 #
 # The chassis script (crates/bmc/tests/support/ipmi/chassis-control.sh) runs this on
-# "power on", in its own session, inside the test's network namespace, and kills its process group on "power off".
+# "power on", in its own session, inside the test's network namespace, and kills its
+# process group on "power off".
 # It runs QEMU with the same hardware as tests/e2e/install.sh's run_vm (vm I: BIOS
 # when I is even, UEFI when odd; a virtio NIC on tapI and a virtio disk), its disk and
 # UEFI variables kept in WORKDIR/run across power cycles, and appends its serial
