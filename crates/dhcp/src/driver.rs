@@ -112,12 +112,26 @@ pub async fn serve(
                     .map_err(|_| io::Error::other("DHCP state lock poisoned"))?;
                 let socks = std::iter::once((&dhcp, Port::Dhcp))
                     .chain(pxe.as_ref().map(|p| (p, Port::Pxe)));
+                let mut read = 0;
                 for (sock, port) in socks {
-                    while batch.len() < BATCH {
+                    while read < BATCH {
                         match sock.try_recv_from(&mut buf) {
                             Ok((n, SocketAddr::V4(src))) => {
+                                read += 1;
                                 let actions = core.handle(now(), &buf[..n], src, port);
-                                batch.push((port, actions));
+                                // Answers that hand out or give back no lease (offers,
+                                // NAKs, ProxyDHCP) need no commit: sent at once.
+                                let lasting = actions
+                                    .iter()
+                                    .any(|a| matches!(a, Action::Persist(_) | Action::Forget(_)));
+                                if lasting {
+                                    batch.push((port, actions));
+                                } else {
+                                    let late = send_now(sock, actions, &listen);
+                                    if !late.is_empty() {
+                                        batch.push((port, late));
+                                    }
+                                }
                             }
                             Ok(_) => {}
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -149,6 +163,38 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Where a reply goes: clients' port 68 may be another in tests.
+fn destination(to: Destination, listen: &Listen) -> SocketAddrV4 {
+    match to {
+        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, listen.client_port),
+        Destination::Unicast(a) if a.port() == 68 => SocketAddrV4::new(*a.ip(), listen.client_port),
+        Destination::Unicast(a) => a,
+    }
+}
+
+/// Sends and logs answers that need no commit, without waiting; returns what could not
+/// be sent yet (the socket's buffer was full), for the batch to send with the others.
+fn send_now(sock: &UdpSocket, actions: Vec<Action>, listen: &Listen) -> Vec<Action> {
+    let mut late = Vec::new();
+    for action in actions {
+        match action {
+            Action::Send { packet, to } => {
+                let dest = destination(to, listen);
+                match sock.try_send_to(&packet, dest.into()) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        late.push(Action::Send { packet, to });
+                    }
+                    Err(e) => tracing::warn!(%dest, "cannot send a DHCP reply: {e}"),
+                }
+            }
+            Action::Log(event) => log(event),
+            other => late.push(other),
+        }
+    }
+    late
 }
 
 /// Carries out the core's answers to one batch: one commit for every lease change,
@@ -205,15 +251,7 @@ async fn carry_out(
                 Action::Persist(_) | Action::Forget(_) => {}
                 Action::Send { .. } if hands_out && !persisted => {}
                 Action::Send { packet, to } => {
-                    let dest = match to {
-                        Destination::Broadcast => {
-                            SocketAddrV4::new(Ipv4Addr::BROADCAST, listen.client_port)
-                        }
-                        Destination::Unicast(a) if a.port() == 68 => {
-                            SocketAddrV4::new(*a.ip(), listen.client_port)
-                        }
-                        Destination::Unicast(a) => a,
-                    };
+                    let dest = destination(to, listen);
                     if let Err(e) = sock.send_to(&packet, dest).await {
                         tracing::warn!(%dest, "cannot send a DHCP reply: {e}");
                     }
