@@ -6,15 +6,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
 use slipway_cluster::MacAddr;
-use slipway_store::Lease;
 
-/// Leases and offers, both ways round.
+use crate::deadlines::Deadlines;
+use crate::lease::Lease;
+
+/// Leases and offers, both ways round, and when each ends.
 #[derive(Debug, Default)]
 pub struct Book {
     leases: BTreeMap<MacAddr, Lease>,
     lease_by_ip: HashMap<Ipv4Addr, MacAddr>,
-    offers: HashMap<MacAddr, (Ipv4Addr, u64)>,
+    /// When each lease that can end ends (never-ending leases are not here).
+    lease_ends: Deadlines<MacAddr>,
+    offers: HashMap<MacAddr, Ipv4Addr>,
     offer_by_ip: HashMap<Ipv4Addr, MacAddr>,
+    offer_ends: Deadlines<MacAddr>,
 }
 
 impl Book {
@@ -45,37 +50,43 @@ impl Book {
         self.withdraw(lease.mac);
         self.unbind(lease.mac);
         self.lease_by_ip.insert(lease.ip, lease.mac);
+        if lease.expires != u64::MAX {
+            self.lease_ends.insert(lease.mac, lease.expires);
+        }
         self.leases.insert(lease.mac, lease);
     }
 
     /// Forgets the lease of `mac`.
-    pub fn unbind(&mut self, mac: MacAddr) {
-        if let Some(old) = self.leases.remove(&mac)
-            && self.lease_by_ip.get(&old.ip) == Some(&mac)
-        {
+    pub fn unbind(&mut self, mac: MacAddr) -> Option<Lease> {
+        let old = self.leases.remove(&mac)?;
+        self.lease_ends.remove(mac);
+        if self.lease_by_ip.get(&old.ip) == Some(&mac) {
             self.lease_by_ip.remove(&old.ip);
         }
+        Some(old)
     }
 
     /// Records an offer of `ip` to `mac`, held until `until`.
     pub fn offer(&mut self, mac: MacAddr, ip: Ipv4Addr, until: u64) {
         self.withdraw(mac);
         self.offer_by_ip.insert(ip, mac);
-        self.offers.insert(mac, (ip, until));
+        self.offers.insert(mac, ip);
+        self.offer_ends.insert(mac, until);
     }
 
     /// Drops the offer made to `mac`, if any.
     pub fn withdraw(&mut self, mac: MacAddr) {
-        if let Some((ip, _)) = self.offers.remove(&mac)
-            && self.offer_by_ip.get(&ip) == Some(&mac)
-        {
-            self.offer_by_ip.remove(&ip);
+        if let Some(ip) = self.offers.remove(&mac) {
+            self.offer_ends.remove(mac);
+            if self.offer_by_ip.get(&ip) == Some(&mac) {
+                self.offer_by_ip.remove(&ip);
+            }
         }
     }
 
     /// The address offered to `mac`, if an offer is outstanding.
     pub fn offered(&self, mac: MacAddr) -> Option<Ipv4Addr> {
-        self.offers.get(&mac).map(|(ip, _)| *ip)
+        self.offers.get(&mac).copied()
     }
 
     /// Whether a MAC other than `mac` holds `ip` at `now`: an unexpired lease or an
@@ -92,18 +103,35 @@ impl Book {
 
     /// Drops offers whose hold time has passed.
     pub fn expire_offers(&mut self, now: u64) {
-        let Book {
-            offers,
-            offer_by_ip,
-            ..
-        } = self;
-        offers.retain(|mac, (ip, until)| {
-            let keep = *until > now;
-            if !keep && offer_by_ip.get(ip) == Some(mac) {
-                offer_by_ip.remove(ip);
+        for mac in self.offer_ends.take_due(now) {
+            if let Some(ip) = self.offers.remove(&mac)
+                && self.offer_by_ip.get(&ip) == Some(&mac)
+            {
+                self.offer_by_ip.remove(&ip);
             }
-            keep
-        });
+        }
+    }
+
+    /// Removes and returns, earliest first, every lease that has ended at `now`.
+    pub fn expire_leases(&mut self, now: u64) -> Vec<Lease> {
+        self.lease_ends
+            .take_due(now)
+            .into_iter()
+            .filter_map(|mac| self.unbind(mac))
+            .collect()
+    }
+
+    /// When the next lease or offer ends, if any can.
+    pub fn next_end(&self) -> Option<u64> {
+        match (self.lease_ends.next(), self.offer_ends.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How many leases and outstanding offers are held.
+    pub fn len(&self) -> (usize, usize) {
+        (self.leases.len(), self.offers.len())
     }
 }
 

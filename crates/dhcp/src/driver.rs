@@ -1,16 +1,18 @@
-//! The tokio driver: owns the sockets (67, and 4011 for ProxyDHCP), feeds datagrams to
-//! the [`Server`] core, persists leases before sending what hands them out.
+//! The tokio driver: owns the sockets (67, and 4011 for ProxyDHCP) and the clock, feeds
+//! datagrams and timeouts to the [`Engine`], persists leases before sending what hands
+//! them out, and tells the rest of slipway what happened ([`OnEvent`]).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use slipway_store::{Lease, LeaseStore};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use crate::server::{Action, Destination, Event, Port, Server};
+use crate::commit::commit;
+use crate::engine::{Action, Destination, Engine, Event, Port};
+use crate::lease::LeaseStore;
 use crate::wire::MAX_PACKET;
 
 /// Where and how to listen.
@@ -65,26 +67,43 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// What the rest of slipway hears of a lease handed out: the lease, and the boot file
-/// or URL given with it (`None` for an OS's plain DHCP client).
-pub type OnBound = dyn Fn(&Lease, Option<&str>) + Send + Sync;
+/// What the rest of slipway hears from the engine: every [`Event`], after the driver
+/// has logged it. [`Event::Bound`] comes only once its lease is durable;
+/// [`Event::Expired`] once the lease is forgotten.
+pub type OnEvent = dyn Fn(&Event) + Send + Sync;
+
+/// The longest the driver sleeps between two looks at the engine's timers (the clock
+/// may be stepped while it sleeps).
+pub const MAX_TIMER_SLEEP: Duration = Duration::from_secs(60);
 
 /// Datagrams read and answered together at most: one durable commit covers all the
 /// leases they hand out (group commit), so a boot storm pays one fsync per batch rather
 /// than one per client.
 pub const BATCH: usize = 64;
 
-/// Runs until `shutdown` completes. `on_bound` hears of every lease handed out (the DNS
-/// server adds names from it, the lifecycle records the machine).
+/// How long to sleep before the engine's next timer (`deadline`, seconds since the
+/// epoch) is due at `now`: never early (the engine counts whole seconds), at most
+/// [`MAX_TIMER_SLEEP`].
+fn until(deadline: Option<u64>, now: u64) -> Duration {
+    match deadline {
+        Some(d) => Duration::from_secs(d.saturating_sub(now)).min(MAX_TIMER_SLEEP),
+        None => MAX_TIMER_SLEEP,
+    }
+}
+
+/// Runs until `shutdown` completes. `on_event` hears of every lease handed out (the
+/// DNS server adds names from it, the lifecycle records the machine) and every lease
+/// that ends (the DNS name goes).
 ///
-/// Each turn waits for a datagram, then reads every datagram already queued (up to
-/// [`BATCH`]) from both sockets, lets the core answer them all, commits the leases they
-/// hand out in one transaction and only then sends the replies.
+/// Each turn waits for a datagram or the engine's next timer. For datagrams it reads
+/// every one already queued (up to [`BATCH`]) from both sockets, lets the engine answer
+/// them all, commits the leases they hand out in one transaction and only then sends
+/// the replies. For timers it commits what the engine forgot.
 pub async fn serve(
-    server: Arc<Mutex<Server>>,
+    engine: Arc<Mutex<Engine>>,
     store: Arc<dyn LeaseStore>,
     listen: Listen,
-    on_bound: Arc<OnBound>,
+    on_event: Arc<OnEvent>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let dhcp = open_socket(listen.dhcp, listen.interface.as_deref())?;
@@ -95,21 +114,48 @@ pub async fn serve(
     tracing::info!(listen = %listen.dhcp, pxe = ?listen.pxe, interface = ?listen.interface, "DHCP server listening");
     let run = async {
         let mut buf = vec![0u8; MAX_PACKET * 2];
+        let lock = || {
+            engine
+                .lock()
+                .map_err(|_| io::Error::other("DHCP state lock poisoned"))
+        };
         loop {
-            tokio::select! {
-                r = dhcp.readable() => r?,
+            let sleep = until(lock()?.poll_timeout(), now());
+            let timer = tokio::select! {
+                r = dhcp.readable() => { r?; false }
                 r = async {
                     match &pxe {
                         Some(p) => p.readable().await,
                         None => std::future::pending().await,
                     }
-                } => r?,
+                } => { r?; false }
+                _ = tokio::time::sleep(sleep) => true,
+            };
+            if timer {
+                let t = now();
+                let due = {
+                    let mut core = lock()?;
+                    match core.poll_timeout() {
+                        Some(d) if d <= t => core.handle_timeout(t),
+                        _ => Vec::new(),
+                    }
+                };
+                if !due.is_empty() {
+                    carry_out(
+                        vec![(Port::Dhcp, due)],
+                        &dhcp,
+                        pxe.as_ref(),
+                        store.as_ref(),
+                        &listen,
+                        on_event.as_ref(),
+                    )
+                    .await;
+                }
+                continue;
             }
             let mut batch = Vec::new();
             {
-                let mut core = server
-                    .lock()
-                    .map_err(|_| io::Error::other("DHCP state lock poisoned"))?;
+                let mut core = lock()?;
                 let socks = std::iter::once((&dhcp, Port::Dhcp))
                     .chain(pxe.as_ref().map(|p| (p, Port::Pxe)));
                 let mut read = 0;
@@ -127,7 +173,7 @@ pub async fn serve(
                                 if lasting {
                                     batch.push((port, actions));
                                 } else {
-                                    let late = send_now(sock, actions, &listen);
+                                    let late = send_now(sock, actions, &listen, on_event.as_ref());
                                     if !late.is_empty() {
                                         batch.push((port, late));
                                     }
@@ -149,7 +195,7 @@ pub async fn serve(
                 pxe.as_ref(),
                 store.as_ref(),
                 &listen,
-                on_bound.as_ref(),
+                on_event.as_ref(),
             )
             .await;
         }
@@ -176,7 +222,12 @@ fn destination(to: Destination, listen: &Listen) -> SocketAddrV4 {
 
 /// Sends and logs answers that need no commit, without waiting; returns what could not
 /// be sent yet (the socket's buffer was full), for the batch to send with the others.
-fn send_now(sock: &UdpSocket, actions: Vec<Action>, listen: &Listen) -> Vec<Action> {
+fn send_now(
+    sock: &UdpSocket,
+    actions: Vec<Action>,
+    listen: &Listen,
+    on_event: &OnEvent,
+) -> Vec<Action> {
     let mut late = Vec::new();
     for action in actions {
         match action {
@@ -190,86 +241,64 @@ fn send_now(sock: &UdpSocket, actions: Vec<Action>, listen: &Listen) -> Vec<Acti
                     Err(e) => tracing::warn!(%dest, "cannot send a DHCP reply: {e}"),
                 }
             }
-            Action::Log(event) => log(event),
+            Action::Log(event) => {
+                log(&event);
+                on_event(&event);
+            }
             other => late.push(other),
         }
     }
     late
 }
 
-/// Carries out the core's answers to one batch: one commit for every lease change,
-/// then the replies (none that hands out a lease when the commit failed).
+/// Carries out the engine's answers to one batch: one commit for every lease change,
+/// then the replies and events [`commit`] lets out.
 async fn carry_out(
     batch: Vec<(Port, Vec<Action>)>,
     dhcp: &UdpSocket,
     pxe: Option<&UdpSocket>,
     store: &dyn LeaseStore,
     listen: &Listen,
-    on_bound: &OnBound,
+    on_event: &OnEvent,
 ) {
-    let mut put = Vec::new();
-    let mut forget = Vec::new();
-    for (_, actions) in &batch {
-        for a in actions {
-            match a {
-                Action::Persist(lease) => put.push(lease.clone()),
-                Action::Forget(mac) => forget.push(*mac),
-                _ => {}
-            }
-        }
+    let out = commit(batch, store);
+    if let Some(e) = &out.error {
+        tracing::error!(
+            leases = out.leases,
+            "cannot persist the leases, not answering: {e}"
+        );
     }
-    let persisted = if put.is_empty() && forget.is_empty() {
-        true
-    } else {
-        match store.write(&put, &forget) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(
-                    leases = put.len(),
-                    "cannot persist the leases, not answering: {e}"
-                );
-                false
-            }
-        }
-    };
-    for (port, actions) in batch {
+    for (port, packet, to) in out.sends {
         let sock = match port {
             Port::Pxe => pxe.unwrap_or(dhcp),
-            _ => dhcp,
+            Port::Dhcp => dhcp,
         };
-        let hands_out = actions.iter().any(|a| matches!(a, Action::Persist(_)));
-        let boot = actions
-            .iter()
-            .find_map(|a| match a {
-                Action::Log(Event::Bound { boot, .. }) => Some(boot.clone()),
-                _ => None,
-            })
-            .flatten();
-        for action in actions {
-            match action {
-                Action::Persist(lease) if persisted => on_bound(&lease, boot.as_deref()),
-                Action::Persist(_) | Action::Forget(_) => {}
-                Action::Send { .. } if hands_out && !persisted => {}
-                Action::Send { packet, to } => {
-                    let dest = destination(to, listen);
-                    if let Err(e) = sock.send_to(&packet, dest).await {
-                        tracing::warn!(%dest, "cannot send a DHCP reply: {e}");
-                    }
-                }
-                Action::Log(event) => log(event),
-            }
+        let dest = destination(to, listen);
+        if let Err(e) = sock.send_to(&packet, dest).await {
+            tracing::warn!(%dest, "cannot send a DHCP reply: {e}");
         }
+    }
+    for event in out.events {
+        log(&event);
+        on_event(&event);
     }
 }
 
-fn log(event: Event) {
+fn log(event: &Event) {
     match event {
         Event::UnknownIgnored(mac) => {
             tracing::info!(%mac, "ignoring a machine that is not in the cluster file")
         }
-        Event::Bound { mac, ip, boot } => {
-            tracing::info!(%mac, %ip, boot = boot.as_deref().unwrap_or("-"), "lease")
+        Event::Bound {
+            mac,
+            ip,
+            client,
+            boot,
+            ..
+        } => {
+            tracing::info!(%mac, %ip, client = client.as_str(), boot = boot.as_deref().unwrap_or("-"), "lease")
         }
+        Event::Expired { mac, ip, .. } => tracing::info!(%mac, %ip, "lease ended"),
         Event::Declined(mac, ip) => {
             tracing::warn!(%mac, %ip, "address declined: another host uses it")
         }

@@ -1,39 +1,51 @@
-//! The sans-IO DHCP core, driven packet by packet at explicit times.
+//! The sans-IO DHCP engine, driven packet by packet at explicit times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::Path;
 
-use slipway_cluster::{MacAddr, NoHost, load_str};
+use slipway_cluster::{BootFiles as NodeBootFiles, DhcpMode, MacAddr, UnknownPolicy};
 use slipway_dhcp::wire::{self, MessageType, Packet, code};
-use slipway_dhcp::{Action, Config, Destination, Event, Port, Server};
-use slipway_store::Lease;
+use slipway_dhcp::{
+    Action, BootFiles, Config, Destination, Engine as Server, Event, Lease, Port, Reservation,
+};
 
-const CLUSTER: &str = "\
-cluster: {name: lab, domain: lab.test}
-network:
-  interface: br0
-  server: 10.99.0.1
-  subnet: 10.99.0.0/24
-  gateway: 10.99.0.254
-  ntp: [10.99.0.1]
-  dhcp: {pool: 10.99.0.200-10.99.0.202, lease_time: 1h, unknown_machines: UNKNOWN, mode: MODE}
-os: {version: 4081.2.0}
-kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
-access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
-nodes:
-  - {mac: 52:54:00:99:00:01, hostname: cp1, ip: 10.99.0.11, roles: [control-plane]}
-  - {mac: 52:54:00:99:00:02, hostname: w1, ip: 10.99.0.21}
-";
-
+/// The configuration the serve layer builds for a lab: 10.99.0.0/24, slipway on .1,
+/// cp1 (.11) and w1 (.21) reserved, a three-address pool .200-.202, one-hour leases.
 fn config(mode: &str, unknown: &str) -> Config {
-    let text = CLUSTER.replace("MODE", mode).replace("UNKNOWN", unknown);
-    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
-    let c = loaded
-        .valid()
-        .cloned()
-        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    Config::from_cluster(&c)
+    let reservation = |ip: u8, hostname: &str| Reservation {
+        ip: Ipv4Addr::new(10, 99, 0, ip),
+        hostname: hostname.into(),
+        boot: NodeBootFiles::default(),
+    };
+    Config {
+        mode: match mode {
+            "authoritative" => DhcpMode::Authoritative,
+            "proxy" => DhcpMode::Proxy,
+            _ => DhcpMode::Off,
+        },
+        server: Ipv4Addr::new(10, 99, 0, 1),
+        subnet: "10.99.0.0/24".parse().unwrap_or_else(|e| panic!("{e}")),
+        gateway: Some(Ipv4Addr::new(10, 99, 0, 254)),
+        dns: vec![Ipv4Addr::new(10, 99, 0, 1)],
+        domain: "lab.test".into(),
+        ntp: vec![Ipv4Addr::new(10, 99, 0, 1)],
+        lease_secs: 3600,
+        pool: Some((Ipv4Addr::new(10, 99, 0, 200), Ipv4Addr::new(10, 99, 0, 202))),
+        unknown: match unknown {
+            "discover" => UnknownPolicy::Discover,
+            _ => UnknownPolicy::Ignore,
+        },
+        reservations: HashMap::from([
+            (mac(1), reservation(11, "cp1")),
+            (mac(2), reservation(21, "w1")),
+        ]),
+        boot: BootFiles {
+            bios: "undionly.kpxe".into(),
+            uefi: "snponly.efi".into(),
+            http: "http://10.99.0.1:8080/boot/ipxe.efi".into(),
+            ipxe_chain: "http://10.99.0.1:8080/boot.ipxe".into(),
+        },
+    }
 }
 
 fn mac(n: u8) -> MacAddr {
@@ -471,16 +483,27 @@ fn garbage_is_dropped_silently() {
 
 #[test]
 fn boot_files_can_be_overridden_per_profile_and_node() {
-    let text = CLUSTER.replace("MODE", "authoritative").replace("UNKNOWN", "ignore").replace(
-        "nodes:\n",
-        "profiles:\n  - {name: syslinux, selector: {role: worker}, boot_files: {bios: pxelinux.0}}\nnodes:\n",
-    ) + "  - {mac: 52:54:00:99:00:03, hostname: w2, ip: 10.99.0.23, boot_files: {uefi: ipxe.efi}}\n";
-    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
-    let c = loaded
-        .valid()
-        .cloned()
-        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    let mut s = Server::new(Config::from_cluster(&c), vec![]);
+    // w1 has a profile's BIOS file; w2 that and its own UEFI file.
+    let mut c = config("authoritative", "ignore");
+    let profile = NodeBootFiles {
+        bios: Some("pxelinux.0".into()),
+        uefi: None,
+    };
+    if let Some(w1) = c.reservations.get_mut(&mac(2)) {
+        w1.boot = profile.clone();
+    }
+    c.reservations.insert(
+        mac(3),
+        Reservation {
+            ip: Ipv4Addr::new(10, 99, 0, 23),
+            hostname: "w2".into(),
+            boot: NodeBootFiles {
+                uefi: Some("ipxe.efi".into()),
+                ..profile
+            },
+        },
+    );
+    let mut s = Server::new(c, vec![]);
     let boot = |s: &mut Server, m: MacAddr, arch: u8| {
         let mut d = request(MessageType::Discover, m);
         d.set(code::CLIENT_ARCH, vec![0, arch]);
@@ -517,17 +540,10 @@ fn boot_files_can_be_overridden_per_profile_and_node() {
 fn a_storm_of_strangers_gets_distinct_addresses_and_the_pool_wraps() {
     // 3,838 pool addresses, as many strangers: every one gets its own; then, after one
     // releases, a newcomer gets exactly that address (the search wraps around).
-    let text = CLUSTER
-        .replace("10.99.0.0/24", "10.99.0.0/20")
-        .replace("10.99.0.200-10.99.0.202", "10.99.1.0-10.99.15.253")
-        .replace("MODE", "authoritative")
-        .replace("UNKNOWN", "discover");
-    let loaded = load_str("t.yaml", &text, Path::new("/"), &NoHost);
-    let c = loaded
-        .valid()
-        .cloned()
-        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    let mut s = Server::new(Config::from_cluster(&c), vec![]);
+    let mut c = config("authoritative", "discover");
+    c.subnet = "10.99.0.0/20".parse().unwrap_or_else(|e| panic!("{e}"));
+    c.pool = Some((Ipv4Addr::new(10, 99, 1, 0), Ipv4Addr::new(10, 99, 15, 253)));
+    let mut s = Server::new(c, vec![]);
     let size = 14 * 256 + 254; // 10.99.1.0 ..= 10.99.15.253
     let stranger = |i: u32| {
         let b = i.to_be_bytes();
@@ -566,4 +582,96 @@ fn a_storm_of_strangers_gets_distinct_addresses_and_the_pool_wraps() {
         &request(MessageType::Discover, newcomer),
     ));
     assert_eq!(offer.yiaddr, freed);
+}
+
+#[test]
+fn timers_end_leases_offers_and_quarantines_when_they_fall_due() {
+    let mut s = Server::new(config("authoritative", "discover"), vec![]);
+    assert_eq!(s.poll_timeout(), None, "nothing held");
+    let stranger = MacAddr([2, 0, 0, 0, 0, 9]);
+    let (offer, _) = one(&handle(
+        &mut s,
+        10,
+        &request(MessageType::Discover, stranger),
+    ));
+    assert_eq!(s.poll_timeout(), Some(70), "the offer is held for a minute");
+    let mut req = request(MessageType::Request, stranger);
+    req.set_ips(code::SERVER_ID, &[Ipv4Addr::new(10, 99, 0, 1)]);
+    req.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
+    req.set(code::HOSTNAME, b"visitor".to_vec());
+    let actions = handle(&mut s, 10, &req);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Log(Event::Bound { mac, hostname: Some(h), client: slipway_dhcp::ClientKind::Os, .. })
+            if *mac == stranger && h == "visitor"
+    )), "{actions:?}");
+    assert_eq!(s.poll_timeout(), Some(3610), "the lease ends an hour later");
+    assert!(s.handle_timeout(3609).is_empty(), "not yet");
+    assert_eq!(
+        s.handle_timeout(3610),
+        [
+            Action::Forget(stranger),
+            Action::Log(Event::Expired {
+                mac: stranger,
+                ip: offer.yiaddr,
+                hostname: Some("visitor".into())
+            })
+        ]
+    );
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.leases().count(), 0, "the ended lease is purged");
+    // A DECLINE quarantines the address for ten minutes.
+    let mut decline = request(MessageType::Decline, stranger);
+    decline.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
+    handle(&mut s, 4000, &decline);
+    assert_eq!(s.poll_timeout(), Some(4600));
+    assert_eq!(s.sizes().declined, 1);
+    assert!(s.handle_timeout(4600).is_empty());
+    assert_eq!(s.sizes().declined, 0);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn restored_leases_that_ended_while_down_are_purged_at_the_first_timeout() {
+    let old = Lease {
+        mac: MacAddr([2, 0, 0, 0, 0, 7]),
+        ip: Ipv4Addr::new(10, 99, 0, 201),
+        expires: 500,
+        hostname: None,
+    };
+    let forever = Lease {
+        mac: mac(1),
+        ip: Ipv4Addr::new(10, 99, 0, 11),
+        expires: u64::MAX,
+        hostname: Some("cp1".into()),
+    };
+    let mut s = Server::new(
+        config("authoritative", "discover"),
+        vec![old.clone(), forever],
+    );
+    assert_eq!(
+        s.poll_timeout(),
+        Some(500),
+        "infinite leases never fall due"
+    );
+    let due = s.handle_timeout(10_000);
+    assert_eq!(due.first(), Some(&Action::Forget(old.mac)));
+    assert_eq!(s.leases().count(), 1);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn unknown_machines_reported_are_forgotten_after_the_period() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    for i in 0..100u8 {
+        handle(
+            &mut s,
+            50,
+            &request(MessageType::Discover, MacAddr([2, 9, 0, 0, 0, i])),
+        );
+    }
+    assert_eq!(s.sizes().unknown_reported, 100);
+    assert_eq!(s.poll_timeout(), Some(650));
+    assert!(s.handle_timeout(650).is_empty());
+    assert_eq!(s.sizes().unknown_reported, 0, "the per-MAC table is pruned");
 }

@@ -10,6 +10,7 @@
 //! | `/config/<mac-dashed>/installed` | the config the installed system applies on first boot |
 //! | `/report/<mac-dashed>/<token>/<event>` | POST: installing, installed, failed, ready |
 //! | `/cloud-configs/<mac>.yml`, `/cloud-configs/install.sh` | the seeds' layout |
+//! | `/boot/<file>` | the boot programs (iPXE for UEFI HTTP boot clients) |
 //! | `/api/v1/...` | the JSON API |
 //! | anything else | the asset mirror directory (`/<version>/flatcar_production_*`) |
 
@@ -49,6 +50,12 @@ impl Urls {
     /// The chain script every iPXE loads first.
     pub fn chain(&self) -> String {
         format!("{}/boot.ipxe", self.base)
+    }
+
+    /// A boot program served over HTTP (`/boot/<file>`: UEFI HTTP boot clients load
+    /// iPXE from here).
+    pub fn boot_file(&self, file: &str) -> String {
+        format!("{}/boot/{file}", self.base)
     }
 
     /// A machine's own iPXE script.

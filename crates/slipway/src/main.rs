@@ -12,6 +12,7 @@ mod machine_cmd;
 mod pki_cmd;
 mod render_cmd;
 mod serve_cmd;
+mod serve_dhcp;
 mod state;
 
 use std::path::PathBuf;

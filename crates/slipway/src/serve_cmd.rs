@@ -137,7 +137,7 @@ struct Reload {
 struct Handles {
     http: Arc<slipway_http::Live>,
     dns: Option<slipway_dns::ZoneHandle>,
-    dhcp: Option<Arc<Mutex<slipway_dhcp::Server>>>,
+    dhcp: Option<Arc<Mutex<slipway_dhcp::Engine>>>,
     boot_dir: PathBuf,
 }
 
@@ -177,7 +177,7 @@ impl Reload {
         if let Some(dhcp) = &h.dhcp
             && let Ok(mut server) = dhcp.lock()
         {
-            server.reconfigure(slipway_dhcp::Config::from_cluster(&cluster));
+            server.reconfigure(crate::serve_dhcp::config(&cluster));
         }
         if let Some(dns) = &h.dns {
             match slipway_dns::Zone::from_cluster(&cluster) {
@@ -325,8 +325,8 @@ async fn run(
     if cluster.network.dhcp.mode != DhcpMode::Off && !listen.no_dhcp {
         let leases = store.leases().context("reading leases")?;
         tracing::info!(leases = leases.len(), "leases restored");
-        let server = Arc::new(Mutex::new(slipway_dhcp::Server::new(
-            slipway_dhcp::Config::from_cluster(&cluster),
+        let server = Arc::new(Mutex::new(slipway_dhcp::Engine::new(
+            crate::serve_dhcp::config(&cluster),
             leases,
         )));
         dhcp_handle = Some(server.clone());
@@ -359,51 +359,14 @@ async fn run(
             l.dhcp,
             cluster.network.interface
         );
-        // Machines on pool leases get a name in the cluster zone (known nodes have theirs).
-        // Known machines are "discovered" in their lifecycle.
-        let zone = zone_handle.clone();
-        let known: std::collections::HashSet<slipway_cluster::MacAddr> =
-            cluster.nodes.iter().map(|n| n.mac).collect();
-        // The lifecycle hears of leases on its own thread, a burst in one commit, so
-        // the DHCP loop never waits for the machine store.
-        let (seen_tx, seen_rx) = std::sync::mpsc::channel::<(slipway_cluster::MacAddr, String)>();
-        let t = tracker.clone();
-        std::thread::Builder::new()
-            .name("dhcp-lifecycle".into())
-            .spawn(move || {
-                while let Ok(first) = seen_rx.recv() {
-                    let now = slipway_store::tracker::now();
-                    let burst: Vec<_> = std::iter::once(first)
-                        .chain(seen_rx.try_iter())
-                        .map(|(mac, firmware)| {
-                            (mac, now, slipway_lifecycle::Input::DhcpSeen { firmware })
-                        })
-                        .collect();
-                    if let Err(e) = t.record_many(burst) {
-                        tracing::error!("cannot record machines seen in DHCP: {e}");
-                    }
-                }
-            })
+        let known = cluster.nodes.iter().map(|n| n.mac).collect();
+        let recorder = crate::serve_dhcp::Recorder::start(tracker.clone())
             .context("starting the lifecycle thread")?;
-        let on_bound: Arc<slipway_dhcp::driver::OnBound> = Arc::new(move |lease, boot| {
-            if known.contains(&lease.mac) {
-                let firmware = match boot {
-                    None => "os",
-                    Some(b) if b.starts_with("http") && b.ends_with(".ipxe") => "ipxe",
-                    Some(b) if b.starts_with("http") => "uefi-http",
-                    Some(b) if b.ends_with(".efi") => "uefi",
-                    Some(_) => "bios",
-                };
-                let _ = seen_tx.send((lease.mac, firmware.to_string()));
-            } else if let Some(zone) = &zone {
-                let name = lease.hostname.clone().unwrap_or_else(|| lease.mac.dashed());
-                let _ = zone.set_dynamic(&name, lease.ip);
-            }
-        });
+        let on_event = crate::serve_dhcp::on_event(known, recorder, zone_handle.clone());
         let rx = stop_rx.clone();
         let store = store.clone();
         tasks.spawn(async move {
-            slipway_dhcp::driver::serve(server, store, l, on_bound, stopped(rx))
+            slipway_dhcp::driver::serve(server, store, l, on_event, stopped(rx))
                 .await
                 .context("DHCP server")
         });

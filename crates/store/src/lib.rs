@@ -26,19 +26,39 @@ use std::sync::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use slipway_cluster::MacAddr;
+pub use slipway_dhcp::{Lease, LeaseStore, LeaseStoreError};
 
-/// A DHCP lease: `ip` belongs to `mac` until `expires`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// The client.
+/// A lease as stored: JSON with the MAC as text (the DHCP engine's [`Lease`] carries no
+/// serialization of its own).
+#[derive(Serialize, Deserialize)]
+struct StoredLease {
     #[serde(with = "mac_text")]
-    pub mac: MacAddr,
-    /// Its address.
-    pub ip: Ipv4Addr,
-    /// End of the lease, in seconds since the Unix epoch; `u64::MAX` never ends.
-    pub expires: u64,
-    /// The name the client gave or was given, if any.
-    pub hostname: Option<String>,
+    mac: MacAddr,
+    ip: Ipv4Addr,
+    expires: u64,
+    hostname: Option<String>,
+}
+
+impl From<&Lease> for StoredLease {
+    fn from(l: &Lease) -> StoredLease {
+        StoredLease {
+            mac: l.mac,
+            ip: l.ip,
+            expires: l.expires,
+            hostname: l.hostname.clone(),
+        }
+    }
+}
+
+impl From<StoredLease> for Lease {
+    fn from(l: StoredLease) -> Lease {
+        Lease {
+            mac: l.mac,
+            ip: l.ip,
+            expires: l.expires,
+            hostname: l.hostname,
+        }
+    }
 }
 
 mod mac_text {
@@ -77,23 +97,6 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
-
-/// Where leases are kept. Every write is durable when it returns.
-pub trait LeaseStore: Send + Sync {
-    /// Every stored lease.
-    fn leases(&self) -> Result<Vec<Lease>, StoreError>;
-    /// Stores (or replaces) every lease of `put` and forgets the leases of `remove`, all
-    /// or nothing, durably: one commit for a whole batch (the DHCP server's group commit).
-    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError>;
-    /// Stores (or replaces) the lease of `lease.mac`.
-    fn put(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.write(std::slice::from_ref(lease), &[])
-    }
-    /// Forgets the lease of `mac`.
-    fn remove(&self, mac: MacAddr) -> Result<(), StoreError> {
-        self.write(&[], &[mac])
-    }
-}
 
 /// Where machines' lives are kept. Every write is durable when it returns.
 pub trait MachineStore: Send + Sync {
@@ -177,14 +180,16 @@ impl RedbStore {
 }
 
 impl LeaseStore for RedbStore {
-    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
-        self.all(LEASES)
+    fn leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+        let stored: Vec<StoredLease> = self.all(LEASES).map_err(LeaseStoreError::new)?;
+        Ok(stored.into_iter().map(Lease::from).collect())
     }
 
-    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError> {
-        let puts = put.iter().map(|l| (l.mac, Some(l)));
+    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), LeaseStoreError> {
+        let stored: Vec<StoredLease> = put.iter().map(StoredLease::from).collect();
+        let puts = stored.iter().map(|l| (l.mac, Some(l)));
         let removes = remove.iter().map(|m| (*m, None));
-        RedbStore::write(self, LEASES, puts.chain(removes))
+        RedbStore::write(self, LEASES, puts.chain(removes)).map_err(LeaseStoreError::new)
     }
 }
 
@@ -226,18 +231,21 @@ impl MachineStore for MemoryStore {
 }
 
 impl LeaseStore for MemoryStore {
-    fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+    fn leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
         Ok(self
             .leases
             .lock()
-            .map_err(|_| db_err("poisoned"))?
+            .map_err(|_| LeaseStoreError::new(db_err("poisoned")))?
             .values()
             .cloned()
             .collect())
     }
 
-    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), StoreError> {
-        let mut all = self.leases.lock().map_err(|_| db_err("poisoned"))?;
+    fn write(&self, put: &[Lease], remove: &[MacAddr]) -> Result<(), LeaseStoreError> {
+        let mut all = self
+            .leases
+            .lock()
+            .map_err(|_| LeaseStoreError::new(db_err("poisoned")))?;
         for l in put {
             all.insert(l.mac, l.clone());
         }

@@ -1,20 +1,23 @@
-//! The sans-IO DHCPv4 server: packets and the time in, packets and lease writes out.
+//! The sans-IO DHCPv4 engine: packets and the time in, packets, lease writes and
+//! events out.
 //!
-//! [`Server::handle`] takes one received packet with `now` (seconds since the Unix
+//! [`Engine::handle`] takes one received packet with `now` (seconds since the Unix
 //! epoch) and returns [`Action`]s for the driver to carry out IN ORDER: a lease is
 //! persisted ([`Action::Persist`]) before the ACK that hands it out is sent, so after a
-//! crash no address is ever given twice. No sockets, no clock, no files here.
+//! crash no address is ever given twice. Timers work the quinn/smoltcp way:
+//! [`Engine::poll_timeout`] says when something next falls due (a lease ends, an offer
+//! or a quarantine lapses) and [`Engine::handle_timeout`] does it, returning the same
+//! kind of actions (an ended lease is forgotten and reported as [`Event::Expired`]).
+//! No sockets, no clock, no files here.
 
 use std::collections::{HashMap, HashSet};
-
-use crate::book::Book;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use slipway_cluster::{Cluster, DhcpMode, MacAddr, UnknownPolicy};
-use slipway_render::Urls;
-use slipway_render::urls::bootfiles;
-use slipway_store::Lease;
+use slipway_cluster::{DhcpMode, MacAddr, UnknownPolicy};
 
+use crate::book::Book;
+use crate::deadlines::Deadlines;
+use crate::lease::Lease;
 use crate::wire::{MessageType, Packet, code};
 
 /// How long an offered pool address is held for the client that was offered it.
@@ -61,19 +64,33 @@ pub enum Destination {
     Unicast(SocketAddrV4),
 }
 
-/// Log-worthy events.
+/// What happened, for the driver to log and the rest of slipway to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A MAC not in the cluster file was ignored (rate-limited per MAC).
+    /// A MAC not in the configuration was ignored (reported once per
+    /// [`UNKNOWN_LOG_EVERY_SECS`] per MAC).
     UnknownIgnored(MacAddr),
-    /// An address was handed out.
+    /// An address was handed out (the driver reports it only once the lease is durable).
     Bound {
-        /// Client.
+        /// The client's hardware address.
         mac: MacAddr,
-        /// Address.
+        /// The address it now holds.
         ip: Ipv4Addr,
-        /// Boot file or URL given, if any.
+        /// Its name: the reservation's, else the one the client sent, if any.
+        hostname: Option<String>,
+        /// What kind of client asked (firmware, iPXE or an OS).
+        client: ClientKind,
+        /// The boot file or URL handed out with the address, if any.
         boot: Option<String>,
+    },
+    /// A lease ended without being renewed; the address is free again.
+    Expired {
+        /// The client that held it.
+        mac: MacAddr,
+        /// The address.
+        ip: Ipv4Addr,
+        /// The name the lease carried, if any.
+        hostname: Option<String>,
     },
     /// A client declined its address (someone else uses it).
     Declined(MacAddr, Ipv4Addr),
@@ -83,116 +100,98 @@ pub enum Event {
     NoBootFile(MacAddr, Vec<u16>),
 }
 
-/// What to boot, by client kind.
+/// What to boot, by client kind: names and URLs handed out as they are (the engine
+/// knows nothing of where they are served).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootFiles {
-    /// BIOS PXE (arch 0).
+    /// The TFTP file for BIOS PXE firmware (client architecture 0).
     pub bios: String,
-    /// x86-64 UEFI PXE (arch 7, 9).
+    /// The TFTP file for x86-64 UEFI PXE firmware (architectures 7 and 9).
     pub uefi: String,
-    /// URL for UEFI HTTP boot clients (arch 16).
+    /// The URL for UEFI HTTP boot clients (architecture 16).
     pub http: String,
-    /// The chain URL handed to iPXE.
+    /// The URL of the script handed to iPXE (which would otherwise chain-load itself).
     pub ipxe_chain: String,
 }
 
 /// A fixed address for a known machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    /// Its address.
+    /// The address it always gets.
     pub ip: Ipv4Addr,
-    /// Its hostname.
+    /// The hostname sent to it (option 12) and kept on its lease.
     pub hostname: String,
     /// Boot programs instead of the defaults (profile or node `boot_files`).
     pub boot: slipway_cluster::BootFiles,
 }
 
-/// Everything the server needs, derived from the cluster.
+/// Everything the engine needs, as plain values (the serve layer builds it from the
+/// cluster file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Authoritative, proxy or off.
+    /// Authoritative (addresses and boot), proxy (boot information only) or off.
     pub mode: DhcpMode,
-    /// slipway's address (server id, next-server).
+    /// slipway's own address: the server identifier and the TFTP next-server.
     pub server: Ipv4Addr,
-    /// Subnet.
+    /// The subnet served (mask and broadcast options).
     pub subnet: ipnet::Ipv4Net,
-    /// Router.
+    /// The default gateway handed out (option 3), if any.
     pub gateway: Option<Ipv4Addr>,
-    /// DNS servers.
+    /// DNS servers handed out (option 6).
     pub dns: Vec<Ipv4Addr>,
-    /// Domain.
+    /// The domain name handed out (option 15).
     pub domain: String,
-    /// NTP servers that are addresses.
+    /// NTP servers handed out (option 42); only those given as addresses.
     pub ntp: Vec<Ipv4Addr>,
-    /// Lease seconds (`u32::MAX` infinite).
+    /// Lease length in seconds; `u32::MAX` means infinite.
     pub lease_secs: u32,
-    /// Dynamic pool.
+    /// The dynamic pool, first and last address inclusive, if any.
     pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Unknown MACs.
+    /// What to do with MACs that have no reservation.
     pub unknown: UnknownPolicy,
-    /// Known machines.
+    /// The known machines, by MAC.
     pub reservations: HashMap<MacAddr, Reservation>,
-    /// Boot files.
+    /// What to boot, by client kind.
     pub boot: BootFiles,
 }
 
-impl Config {
-    /// The server configuration of `cluster`.
-    pub fn from_cluster(c: &Cluster) -> Config {
-        let urls = Urls::new(c);
-        let net = &c.network;
-        Config {
-            mode: net.dhcp.mode,
-            server: net.server,
-            subnet: net.subnet,
-            gateway: net.gateway,
-            dns: net.dns.clone(),
-            domain: c.cluster.domain.clone(),
-            ntp: net.ntp.iter().filter_map(|n| n.parse().ok()).collect(),
-            lease_secs: net.dhcp.lease_time.as_secs(),
-            pool: net.dhcp.pool.map(|p| (p.first, p.last)),
-            unknown: net.dhcp.unknown_machines,
-            reservations: c
-                .nodes
-                .iter()
-                .map(|n| {
-                    (
-                        n.mac,
-                        Reservation {
-                            ip: n.ip,
-                            hostname: n.hostname.clone(),
-                            boot: n.boot_files.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            boot: BootFiles {
-                bios: bootfiles::BIOS_IPXE.into(),
-                uefi: bootfiles::UEFI_IPXE.into(),
-                http: format!("{}/boot/{}", urls.base(), bootfiles::UEFI_IPXE_FULL),
-                ipxe_chain: urls.chain(),
-            },
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Client {
-    /// An OS's DHCP client: addresses and options, no boot file.
-    Plain,
+/// What kind of client sent a request, from its vendor class, architectures and
+/// iPXE options: it decides the boot file, and tells the lifecycle what firmware a
+/// machine booted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    /// An operating system's DHCP client: addresses and options, no boot file.
+    Os,
     /// PXE firmware, BIOS.
     Bios,
     /// PXE firmware, x86-64 UEFI.
     Uefi,
-    /// UEFI HTTP boot.
+    /// UEFI HTTP boot firmware.
     Http,
-    /// iPXE.
+    /// iPXE (already chain-loaded).
     Ipxe,
-    /// PXE firmware of an architecture we have nothing for.
+    /// PXE firmware of an architecture slipway has no boot file for.
     Unsupported,
 }
 
-fn classify(p: &Packet) -> Client {
+impl ClientKind {
+    /// A short lower-case name: `os`, `bios`, `uefi`, `uefi-http`, `ipxe`, `unsupported`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Os => "os",
+            ClientKind::Bios => "bios",
+            ClientKind::Uefi => "uefi",
+            ClientKind::Http => "uefi-http",
+            ClientKind::Ipxe => "ipxe",
+            ClientKind::Unsupported => "unsupported",
+        }
+    }
+}
+
+type Client = ClientKind;
+
+/// The kind of client that sent `p`.
+pub fn classify(p: &Packet) -> ClientKind {
     if p.is_ipxe() {
         return Client::Ipxe;
     }
@@ -202,7 +201,7 @@ fn classify(p: &Packet) -> Client {
         return Client::Http;
     }
     if !vc.starts_with("PXEClient") && arches.is_empty() {
-        return Client::Plain;
+        return Client::Os;
     }
     // Every entry counts; prefer what we can serve.
     if arches.iter().any(|a| *a == 7 || *a == 9) {
@@ -219,8 +218,9 @@ fn reserved_ips(config: &Config) -> HashSet<Ipv4Addr> {
     config.reservations.values().map(|r| r.ip).collect()
 }
 
-/// The server's state: leases, offers, quarantined addresses.
-pub struct Server {
+/// The engine's state: leases, offers, quarantined addresses, and which unknown
+/// MACs were reported lately.
+pub struct Engine {
     config: Config,
     book: Book,
     /// Every reserved address (derived from the configuration).
@@ -229,21 +229,65 @@ pub struct Server {
     cursor: u32,
     /// When offers and quarantines were last expired (seconds).
     expired_at: u64,
-    declined: HashMap<Ipv4Addr, u64>,
-    logged_unknown: HashMap<MacAddr, u64>,
+    /// Declined addresses, out of the pool until their time.
+    declined: Deadlines<Ipv4Addr>,
+    /// Unknown MACs reported lately, until they may be reported again.
+    logged_unknown: Deadlines<MacAddr>,
 }
 
-impl Server {
-    /// A server with `leases` restored from the store.
-    pub fn new(config: Config, leases: Vec<Lease>) -> Server {
-        Server {
+impl Engine {
+    /// An engine with `leases` restored from the store.
+    pub fn new(config: Config, leases: Vec<Lease>) -> Engine {
+        Engine {
             reserved: reserved_ips(&config),
             cursor: config.pool.map_or(0, |(a, _)| u32::from(a)),
             config,
             book: Book::new(leases),
             expired_at: 0,
-            declined: HashMap::new(),
-            logged_unknown: HashMap::new(),
+            declined: Deadlines::default(),
+            logged_unknown: Deadlines::default(),
+        }
+    }
+
+    /// When [`Engine::handle_timeout`] should next be called (seconds since the Unix
+    /// epoch), or `None` when nothing can fall due.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        [
+            self.book.next_end(),
+            self.declined.next(),
+            self.logged_unknown.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Does what has fallen due at `now`: ended leases are forgotten
+    /// ([`Action::Forget`], then [`Event::Expired`] for each), lapsed offers and
+    /// quarantines are dropped, unknown MACs may be reported again.
+    pub fn handle_timeout(&mut self, now: u64) -> Vec<Action> {
+        self.expire_due(now);
+        let ended = self.book.expire_leases(now);
+        let mut out: Vec<Action> = ended.iter().map(|l| Action::Forget(l.mac)).collect();
+        out.extend(ended.into_iter().map(|l| {
+            Action::Log(Event::Expired {
+                mac: l.mac,
+                ip: l.ip,
+                hostname: l.hostname,
+            })
+        }));
+        out
+    }
+
+    /// How many leases, outstanding offers, quarantined addresses and recently
+    /// reported unknown MACs the engine holds (all of its per-client state).
+    pub fn sizes(&self) -> Sizes {
+        let (leases, offers) = self.book.len();
+        Sizes {
+            leases,
+            offers,
+            declined: self.declined.len(),
+            unknown_reported: self.logged_unknown.len(),
         }
     }
 
@@ -276,9 +320,10 @@ impl Server {
             && (self.config.unknown == UnknownPolicy::Ignore
                 || self.config.mode != DhcpMode::Authoritative)
         {
-            let last = self.logged_unknown.get(&mac).copied();
-            if last.is_none_or(|t| now.saturating_sub(t) >= UNKNOWN_LOG_EVERY_SECS) {
-                self.logged_unknown.insert(mac, now);
+            let quiet_until = self.logged_unknown.get(mac);
+            if quiet_until.is_none_or(|t| now >= t) {
+                self.logged_unknown
+                    .insert(mac, now.saturating_add(UNKNOWN_LOG_EVERY_SECS));
                 out.push(Action::Log(Event::UnknownIgnored(mac)));
             }
             return out;
@@ -300,9 +345,15 @@ impl Server {
         if now == self.expired_at {
             return;
         }
+        self.expire_due(now);
+    }
+
+    /// Drops offers, quarantines and unknown-MAC reports whose time has come.
+    fn expire_due(&mut self, now: u64) {
         self.expired_at = now;
         self.book.expire_offers(now);
-        self.declined.retain(|_, until| *until > now);
+        self.declined.take_due(now);
+        self.logged_unknown.take_due(now);
     }
 
     fn authoritative(
@@ -319,7 +370,8 @@ impl Server {
                     out.push(Action::Log(Event::PoolExhausted(mac)));
                     return;
                 };
-                self.book.offer(mac, ip, now + OFFER_HOLD_SECS);
+                self.book
+                    .offer(mac, ip, now.saturating_add(OFFER_HOLD_SECS));
                 let mut reply = self.reply(req, MessageType::Offer, ip, out, mac);
                 if req.options.contains_key(&code::RAPID_COMMIT) {
                     // RFC 4039: commit at once when the client asks.
@@ -363,7 +415,8 @@ impl Server {
             }
             MessageType::Decline => {
                 if let Some(ip) = req.requested_ip() {
-                    self.declined.insert(ip, now + DECLINE_HOLD_SECS);
+                    self.declined
+                        .insert(ip, now.saturating_add(DECLINE_HOLD_SECS));
                     self.book.withdraw(mac);
                     if self.book.lease(mac).is_some_and(|l| l.ip == ip) {
                         self.book.unbind(mac);
@@ -409,7 +462,7 @@ impl Server {
         out: &mut Vec<Action>,
     ) {
         let client = classify(req);
-        if client == Client::Plain {
+        if client == Client::Os {
             return;
         }
         let reply_type = match (kind, port) {
@@ -448,7 +501,7 @@ impl Server {
 
     fn taken_by_other(&self, now: u64, mac: MacAddr, ip: Ipv4Addr) -> bool {
         self.book.held_by_other(now, mac, ip)
-            || self.declined.contains_key(&ip)
+            || self.declined.contains(ip)
             || self.reserved.contains(&ip)
     }
 
@@ -510,7 +563,7 @@ impl Server {
         let expires = if self.config.lease_secs == u32::MAX {
             u64::MAX
         } else {
-            now + u64::from(self.config.lease_secs)
+            now.saturating_add(u64::from(self.config.lease_secs))
         };
         let hostname = self
             .config
@@ -530,7 +583,14 @@ impl Server {
             .options
             .get(&code::BOOTFILE)
             .map(|b| String::from_utf8_lossy(b).into_owned());
-        out.push(Action::Log(Event::Bound { mac, ip, boot }));
+        let client = classify(req);
+        out.push(Action::Log(Event::Bound {
+            mac,
+            ip,
+            hostname: self.book.lease(mac).and_then(|l| l.hostname.clone()),
+            client,
+            boot,
+        }));
     }
 
     fn reply(
@@ -575,7 +635,7 @@ impl Server {
     fn boot_options(&self, req: &Packet, mac: MacAddr, p: &mut Packet, out: &mut Vec<Action>) {
         let b = &self.config.boot;
         let file = match classify(req) {
-            Client::Plain => return,
+            Client::Os => return,
             Client::Unsupported => {
                 out.push(Action::Log(Event::NoBootFile(mac, req.client_arches())));
                 return;
@@ -640,4 +700,17 @@ impl Server {
             Destination::Unicast(SocketAddrV4::new(req.giaddr, 67))
         }
     }
+}
+
+/// The engine's per-client state, counted (memory bounds are checked against these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Leases held, expired or not yet purged.
+    pub leases: usize,
+    /// Offers outstanding.
+    pub offers: usize,
+    /// Addresses quarantined after a DECLINE.
+    pub declined: usize,
+    /// Unknown MACs reported lately (kept to report each once per period).
+    pub unknown_reported: usize,
 }
