@@ -101,7 +101,8 @@ enum Command {
         #[arg(long = "for", value_enum)]
         target: export_cmd::Target,
     },
-    /// Run the network services for the cluster (DHCP and HTTP; TFTP and DNS soon).
+    /// Run the network services a bare machine boots from: DHCP, TFTP, DNS and HTTP;
+    /// SIGHUP reloads the cluster file, SIGINT/SIGTERM stop.
     Serve {
         /// The cluster file.
         file: PathBuf,

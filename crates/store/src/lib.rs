@@ -18,7 +18,6 @@
 pub mod tracker;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Mutex;
@@ -76,27 +75,29 @@ mod mac_text {
 }
 
 /// Why the store failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The database could not be opened, read or written.
-    Database(String),
-    /// A stored record could not be decoded (a newer slipway wrote it, or the file is damaged).
-    Corrupt(String),
+    /// The database file could not be opened or created.
+    #[error("state database {}: {source}", path.display())]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What redb said.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// The database could not be read or written.
+    #[error("state database: {0}")]
+    Database(#[from] redb::Error),
+    /// A stored record could not be decoded (a newer slipway wrote it, or the file is
+    /// damaged), or a value could not be encoded.
+    #[error("state database holds a record slipway cannot read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// Another thread panicked while holding the in-memory store.
+    #[error("state store: a writer panicked")]
+    Poisoned,
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Database(e) => write!(f, "state database: {e}"),
-            StoreError::Corrupt(e) => {
-                write!(f, "state database holds a record slipway cannot read: {e}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Where machines' lives are kept. Every write is durable when it returns.
 pub trait MachineStore: Send + Sync {
@@ -120,8 +121,8 @@ pub struct RedbStore {
     db: Database,
 }
 
-fn db_err(e: impl fmt::Display) -> StoreError {
-    StoreError::Database(e.to_string())
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Database(e.into())
 }
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -129,8 +130,10 @@ type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
 impl RedbStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(LEASES).map_err(db_err)?;
         tx.open_table(MACHINES).map_err(db_err)?;
@@ -145,10 +148,7 @@ impl RedbStore {
         let mut out = Vec::new();
         for row in table.iter().map_err(db_err)? {
             let (_, v) = row.map_err(db_err)?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+            out.push(serde_json::from_slice(v.value())?);
         }
         Ok(out)
     }
@@ -166,8 +166,7 @@ impl RedbStore {
             for (mac, value) in rows {
                 match value {
                     Some(v) => {
-                        let b = serde_json::to_vec(v)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let b = serde_json::to_vec(v)?;
                         t.insert(&mac.octets()[..], &b[..]).map(drop)
                     }
                     None => t.remove(&mac.octets()[..]).map(drop),
@@ -215,14 +214,14 @@ impl MachineStore for MemoryStore {
         Ok(self
             .machines
             .lock()
-            .map_err(|_| db_err("poisoned"))?
+            .map_err(|_| StoreError::Poisoned)?
             .values()
             .cloned()
             .collect())
     }
 
     fn put_machines(&self, machines: &[Machine]) -> Result<(), StoreError> {
-        let mut all = self.machines.lock().map_err(|_| db_err("poisoned"))?;
+        let mut all = self.machines.lock().map_err(|_| StoreError::Poisoned)?;
         for m in machines {
             all.insert(m.mac, m.clone());
         }
@@ -235,7 +234,7 @@ impl LeaseStore for MemoryStore {
         Ok(self
             .leases
             .lock()
-            .map_err(|_| LeaseStoreError::new(db_err("poisoned")))?
+            .map_err(|_| LeaseStoreError::new(StoreError::Poisoned))?
             .values()
             .cloned()
             .collect())
@@ -245,7 +244,7 @@ impl LeaseStore for MemoryStore {
         let mut all = self
             .leases
             .lock()
-            .map_err(|_| LeaseStoreError::new(db_err("poisoned")))?;
+            .map_err(|_| LeaseStoreError::new(StoreError::Poisoned))?;
         for l in put {
             all.insert(l.mac, l.clone());
         }

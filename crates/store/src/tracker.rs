@@ -49,24 +49,17 @@ pub enum Stalled {
 }
 
 /// Why a report was not taken.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The token is not this machine's for this report (or is from an older install).
+    #[error("bad report token")]
     BadToken,
     /// The report makes no sense in the machine's state.
+    #[error("{0}")]
     OutOfOrder(Rejected),
     /// The change could not be stored.
+    #[error(transparent)]
     Store(StoreError),
-}
-
-impl std::fmt::Display for ReportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReportError::BadToken => f.write_str("bad report token"),
-            ReportError::OutOfOrder(r) => write!(f, "{r}"),
-            ReportError::Store(e) => write!(f, "{e}"),
-        }
-    }
 }
 
 /// Machines, their tokens and their persistence.
