@@ -299,6 +299,10 @@ fn log(event: &Event) {
             tracing::info!(%mac, %ip, client = client.as_str(), boot = boot.as_deref().unwrap_or("-"), "lease")
         }
         Event::Expired { mac, ip, .. } => tracing::info!(%mac, %ip, "lease ended"),
+        Event::UnknownFlood { remembered } => tracing::warn!(
+            remembered,
+            "more unknown machines than slipway remembers: ignoring them without a log line each (once per 10 minutes)"
+        ),
         Event::Declined(mac, ip) => {
             tracing::warn!(%mac, %ip, "address declined: another host uses it")
         }

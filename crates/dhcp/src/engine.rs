@@ -26,6 +26,10 @@ pub const OFFER_HOLD_SECS: u64 = 60;
 pub const DECLINE_HOLD_SECS: u64 = 600;
 /// How long before the same unknown MAC is logged again.
 pub const UNKNOWN_LOG_EVERY_SECS: u64 = 600;
+/// How many unknown MACs are remembered (to log each once per period) at most: past
+/// this, a flood of random MACs is logged once per period as a whole, and the
+/// memory it can take is bounded.
+pub const MAX_UNKNOWN_REMEMBERED: usize = 16_384;
 
 /// Which port a packet came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +95,12 @@ pub enum Event {
         ip: Ipv4Addr,
         /// The name the lease carried, if any.
         hostname: Option<String>,
+    },
+    /// More unknown MACs than can be remembered: they are ignored, and reported in
+    /// bulk once per period instead of one by one.
+    UnknownFlood {
+        /// How many are remembered and reported one by one.
+        remembered: usize,
     },
     /// A client declined its address (someone else uses it).
     Declined(MacAddr, Ipv4Addr),
@@ -233,6 +243,10 @@ pub struct Engine {
     declined: Deadlines<Ipv4Addr>,
     /// Unknown MACs reported lately, until they may be reported again.
     logged_unknown: Deadlines<MacAddr>,
+    /// Unknown MACs ignored without a report since the start (the table was full).
+    unknown_unlogged: u64,
+    /// Until when a flood of unknown MACs is not reported again.
+    flood_logged_until: u64,
 }
 
 impl Engine {
@@ -246,6 +260,8 @@ impl Engine {
             expired_at: 0,
             declined: Deadlines::default(),
             logged_unknown: Deadlines::default(),
+            unknown_unlogged: 0,
+            flood_logged_until: 0,
         }
     }
 
@@ -288,6 +304,7 @@ impl Engine {
             offers,
             declined: self.declined.len(),
             unknown_reported: self.logged_unknown.len(),
+            unknown_unlogged: self.unknown_unlogged,
         }
     }
 
@@ -322,9 +339,19 @@ impl Engine {
         {
             let quiet_until = self.logged_unknown.get(mac);
             if quiet_until.is_none_or(|t| now >= t) {
-                self.logged_unknown
-                    .insert(mac, now.saturating_add(UNKNOWN_LOG_EVERY_SECS));
-                out.push(Action::Log(Event::UnknownIgnored(mac)));
+                if self.logged_unknown.len() < MAX_UNKNOWN_REMEMBERED || quiet_until.is_some() {
+                    self.logged_unknown
+                        .insert(mac, now.saturating_add(UNKNOWN_LOG_EVERY_SECS));
+                    out.push(Action::Log(Event::UnknownIgnored(mac)));
+                } else {
+                    self.unknown_unlogged += 1;
+                    if self.flood_logged_until <= now {
+                        self.flood_logged_until = now.saturating_add(UNKNOWN_LOG_EVERY_SECS);
+                        out.push(Action::Log(Event::UnknownFlood {
+                            remembered: MAX_UNKNOWN_REMEMBERED,
+                        }));
+                    }
+                }
             }
             return out;
         }
@@ -414,7 +441,19 @@ impl Engine {
                 }
             }
             MessageType::Decline => {
-                if let Some(ip) = req.requested_ip() {
+                // Only for the address this MAC was given by us: anyone else's DECLINE
+                // would take addresses out of the pool at will.
+                let ours = req.server_id().is_none_or(|s| s == self.config.server);
+                let given = |ip: Ipv4Addr| {
+                    self.book.lease(mac).is_some_and(|l| l.ip == ip)
+                        || self.book.offered(mac) == Some(ip)
+                        || self
+                            .config
+                            .reservations
+                            .get(&mac)
+                            .is_some_and(|r| r.ip == ip)
+                };
+                if let Some(ip) = req.requested_ip().filter(|ip| ours && given(*ip)) {
                     self.declined
                         .insert(ip, now.saturating_add(DECLINE_HOLD_SECS));
                     self.book.withdraw(mac);
@@ -711,6 +750,9 @@ pub struct Sizes {
     pub offers: usize,
     /// Addresses quarantined after a DECLINE.
     pub declined: usize,
-    /// Unknown MACs reported lately (kept to report each once per period).
+    /// Unknown MACs reported lately (kept to report each once per period; at most
+    /// [`MAX_UNKNOWN_REMEMBERED`]).
     pub unknown_reported: usize,
+    /// Unknown MACs ignored without a report of their own (the table was full).
+    pub unknown_unlogged: u64,
 }

@@ -620,15 +620,6 @@ fn timers_end_leases_offers_and_quarantines_when_they_fall_due() {
     );
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(s.leases().count(), 0, "the ended lease is purged");
-    // A DECLINE quarantines the address for ten minutes.
-    let mut decline = request(MessageType::Decline, stranger);
-    decline.set_ips(code::REQUESTED_IP, &[offer.yiaddr]);
-    handle(&mut s, 4000, &decline);
-    assert_eq!(s.poll_timeout(), Some(4600));
-    assert_eq!(s.sizes().declined, 1);
-    assert!(s.handle_timeout(4600).is_empty());
-    assert_eq!(s.sizes().declined, 0);
-    assert_eq!(s.poll_timeout(), None);
 }
 
 #[test]
@@ -674,4 +665,64 @@ fn unknown_machines_reported_are_forgotten_after_the_period() {
     assert_eq!(s.poll_timeout(), Some(650));
     assert!(s.handle_timeout(650).is_empty());
     assert_eq!(s.sizes().unknown_reported, 0, "the per-MAC table is pruned");
+}
+
+#[test]
+fn a_decline_counts_only_for_the_address_that_mac_was_given() {
+    let mut s = Server::new(config("authoritative", "discover"), vec![]);
+    // cp1 declining w1's address, or a stranger declining a pool address it was never
+    // offered, takes nothing out of service.
+    for (who, ip) in [
+        (mac(1), Ipv4Addr::new(10, 99, 0, 21)),
+        (MacAddr([2, 0, 0, 0, 0, 5]), Ipv4Addr::new(10, 99, 0, 200)),
+    ] {
+        let mut d = request(MessageType::Decline, who);
+        d.set_ips(code::REQUESTED_IP, &[ip]);
+        assert!(handle(&mut s, 5, &d).is_empty(), "{who} {ip}");
+    }
+    assert_eq!(s.sizes().declined, 0);
+    // Its own reserved address: quarantined.
+    let mut d = request(MessageType::Decline, mac(2));
+    d.set_ips(code::REQUESTED_IP, &[Ipv4Addr::new(10, 99, 0, 21)]);
+    assert_eq!(
+        handle(&mut s, 5, &d),
+        [Action::Log(Event::Declined(
+            mac(2),
+            Ipv4Addr::new(10, 99, 0, 21)
+        ))]
+    );
+    assert_eq!(s.sizes().declined, 1);
+    assert_eq!(s.poll_timeout(), Some(605), "quarantined for ten minutes");
+    assert!(s.handle_timeout(605).is_empty());
+    assert_eq!(s.sizes().declined, 0);
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn a_flood_of_random_unknown_macs_takes_bounded_memory_and_one_log_line() {
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    let mut logged = 0;
+    let mut floods = 0;
+    for i in 0..100_000u32 {
+        let b = i.to_be_bytes();
+        for a in handle(
+            &mut s,
+            7,
+            &request(
+                MessageType::Discover,
+                MacAddr([2, 7, b[0], b[1], b[2], b[3]]),
+            ),
+        ) {
+            match a {
+                Action::Log(Event::UnknownIgnored(_)) => logged += 1,
+                Action::Log(Event::UnknownFlood { .. }) => floods += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let max = slipway_dhcp::engine::MAX_UNKNOWN_REMEMBERED;
+    assert_eq!(s.sizes().unknown_reported, max);
+    assert_eq!(logged, max);
+    assert_eq!(floods, 1, "the rest is reported once");
+    assert_eq!(s.sizes().unknown_unlogged, 100_000 - max as u64);
 }
