@@ -125,3 +125,77 @@ pub fn on_event(
         _ => {}
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CLUSTER: &str = "\
+cluster: {name: lab, domain: lab.test}
+network:
+  interface: br0
+  server: 10.99.0.1
+  subnet: 10.99.0.0/24
+  gateway: 10.99.0.254
+  ntp: [10.99.0.1, ntp.example.org]
+  dhcp: {pool: 10.99.0.200-10.99.0.202, lease_time: 1h, unknown_machines: discover}
+os: {version: 4081.2.0}
+kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
+access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
+profiles:
+  - {name: syslinux, selector: {role: worker}, boot_files: {bios: pxelinux.0}}
+nodes:
+  - {mac: 52:54:00:99:00:01, hostname: cp1, ip: 10.99.0.11, roles: [control-plane]}
+  - {mac: 52:54:00:99:00:02, hostname: w1, ip: 10.99.0.21}
+  - {mac: 52:54:00:99:00:03, hostname: w2, ip: 10.99.0.23, boot_files: {uefi: ipxe.efi}}
+";
+
+    #[test]
+    fn the_engine_gets_the_cluster_s_addresses_reservations_and_boot_urls() {
+        let loaded =
+            slipway_cluster::load_str("t.yaml", CLUSTER, Path::new("/"), &slipway_cluster::NoHost);
+        let Some(c) = loaded.valid() else {
+            panic!("{}", loaded.diagnostics.render(CLUSTER));
+        };
+        let cfg = config(c);
+        assert_eq!(cfg.server, std::net::Ipv4Addr::new(10, 99, 0, 1));
+        assert_eq!(cfg.lease_secs, 3600);
+        assert_eq!(
+            cfg.ntp,
+            [std::net::Ipv4Addr::new(10, 99, 0, 1)],
+            "names are not addresses"
+        );
+        assert_eq!(
+            cfg.pool,
+            Some((
+                "10.99.0.200".parse().unwrap_or_else(|e| panic!("{e}")),
+                "10.99.0.202".parse().unwrap_or_else(|e| panic!("{e}"))
+            ))
+        );
+        assert_eq!(cfg.boot.bios, "undionly.kpxe");
+        assert_eq!(cfg.boot.uefi, "snponly.efi");
+        assert_eq!(cfg.boot.http, "http://10.99.0.1:8080/boot/ipxe.efi");
+        assert_eq!(cfg.boot.ipxe_chain, "http://10.99.0.1:8080/boot.ipxe");
+        let boot = |m: u8| {
+            cfg.reservations
+                .get(&MacAddr([0x52, 0x54, 0, 0x99, 0, m]))
+                .map(|r| (r.hostname.clone(), r.boot.bios.clone(), r.boot.uefi.clone()))
+        };
+        assert_eq!(boot(1), Some(("cp1".into(), None, None)));
+        assert_eq!(
+            boot(2),
+            Some(("w1".into(), Some("pxelinux.0".into()), None)),
+            "the profile's"
+        );
+        assert_eq!(
+            boot(3),
+            Some((
+                "w2".into(),
+                Some("pxelinux.0".into()),
+                Some("ipxe.efi".into())
+            )),
+            "the profile's and its own"
+        );
+    }
+}
