@@ -13,6 +13,7 @@ mod pki_cmd;
 mod render_cmd;
 mod serve_cmd;
 mod serve_dhcp;
+mod serve_stall;
 mod state;
 
 use std::path::PathBuf;

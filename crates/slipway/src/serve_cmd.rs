@@ -11,7 +11,6 @@ use anyhow::Context;
 use slipway_cluster::{Cluster, DhcpMode};
 use slipway_dhcp::driver::Listen;
 use slipway_http::Service;
-use slipway_store::tracker::Stalled;
 use slipway_store::tracker::Tracker;
 use slipway_store::{LeaseStore, RedbStore};
 use tokio::sync::watch;
@@ -371,61 +370,28 @@ async fn run(
                 .context("DHCP server")
         });
     }
-    // Installs that stop making progress fail after os.install_timeout.
-    let ticker_live = live.clone();
+    // Installs that stop making progress are retried through the BMC, then failed.
     let base_dir = reload.file.parent().map_or_else(
         || std::path::PathBuf::from("."),
         std::path::Path::to_path_buf,
     );
-    let ticker_tracker = tracker.clone();
+    let retry: Arc<crate::serve_stall::Retry> = Arc::new(move |node| {
+        crate::bmc_cmd::connect(node, &base_dir)
+            .and_then(|mut b| Ok(crate::bmc_cmd::pxe_and_cycle(b.as_mut(), None)?))
+            .map(str::to_string)
+            .map_err(|e| format!("{e:#}"))
+    });
+    let current_live = live.clone();
+    let watch = crate::serve_stall::watch(
+        move || current_live.current(),
+        |s| &s.cluster,
+        tracker.clone(),
+        retry,
+    );
     let rx = stop_rx.clone();
     tasks.spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-        let tick = async {
-            loop {
-                every.tick().await;
-                let current = ticker_live.current();
-                let timeout = current.cluster.os.install_timeout;
-                if timeout == slipway_cluster::LeaseTime::Infinite {
-                    continue;
-                }
-                // A stalled machine with a BMC is power-cycled into the installer once
-                // before it is marked failed.
-                let has_bmc = |mac| {
-                    current
-                        .cluster
-                        .node_by_mac(mac)
-                        .is_some_and(|n| n.bmc.is_some())
-                };
-                let stalled = ticker_tracker.expire(
-                    slipway_store::tracker::now(),
-                    u64::from(timeout.as_secs()),
-                    has_bmc,
-                );
-                for s in stalled {
-                    match s {
-                        Stalled::Failed(mac) => tracing::warn!(%mac, "install timed out"),
-                        Stalled::Retry(mac) => {
-                            let Some(node) = current.cluster.node_by_mac(mac).cloned() else {
-                                continue;
-                            };
-                            let dir = base_dir.clone();
-                            tokio::task::spawn_blocking(move || {
-                                let r = crate::bmc_cmd::connect(&node, &dir).and_then(|mut b| {
-                                    Ok(crate::bmc_cmd::pxe_and_cycle(b.as_mut(), None)?)
-                                });
-                                match r {
-                                    Ok(what) => tracing::warn!(host = node.hostname, %mac, what, "install stalled: retried through the BMC"),
-                                    Err(e) => tracing::error!(host = node.hostname, %mac, "install stalled; the BMC retry failed: {e:#}"),
-                                }
-                            });
-                        }
-                    }
-                }
-            }
-        };
         tokio::select! {
-            _ = tick => {}
+            _ = watch => {}
             _ = stopped(rx) => {}
         }
         Ok(())
