@@ -28,9 +28,28 @@ pub struct Listen {
     pub client_port: u16,
 }
 
+/// The driver's sockets, opened and bound before it runs: binding port 67 to an
+/// interface needs privileges the server can drop once this is done.
+#[derive(Debug)]
+pub struct Sockets {
+    dhcp: std::net::UdpSocket,
+    pxe: Option<std::net::UdpSocket>,
+}
+
+impl Sockets {
+    /// Opens the sockets `listen` asks for (no runtime needed).
+    pub fn open(listen: &Listen) -> io::Result<Sockets> {
+        let iface = listen.interface.as_deref();
+        Ok(Sockets {
+            dhcp: open_socket(listen.dhcp, iface)?,
+            pxe: listen.pxe.map(|a| open_socket(a, iface)).transpose()?,
+        })
+    }
+}
+
 /// Opens a UDP socket the way a DHCP server needs it: broadcast allowed, address
-/// reusable, bound to the interface. Errors say what to grant.
-pub fn open_socket(addr: SocketAddrV4, interface: Option<&str>) -> io::Result<UdpSocket> {
+/// reusable, bound to the interface, non-blocking. Errors say what to grant.
+pub fn open_socket(addr: SocketAddrV4, interface: Option<&str>) -> io::Result<std::net::UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_broadcast(true)?;
@@ -58,7 +77,7 @@ pub fn open_socket(addr: SocketAddrV4, interface: Option<&str>) -> io::Result<Ud
         io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}{hint}"))
     })?;
     s.set_nonblocking(true)?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 fn now() -> u64 {
@@ -102,15 +121,13 @@ fn until(deadline: Option<u64>, now: u64) -> Duration {
 pub async fn serve(
     engine: Arc<Mutex<Engine>>,
     store: Arc<dyn LeaseStore>,
+    sockets: Sockets,
     listen: Listen,
     on_event: Arc<OnEvent>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
-    let dhcp = open_socket(listen.dhcp, listen.interface.as_deref())?;
-    let pxe = match listen.pxe {
-        Some(addr) => Some(open_socket(addr, listen.interface.as_deref())?),
-        None => None,
-    };
+    let dhcp = UdpSocket::from_std(sockets.dhcp)?;
+    let pxe = sockets.pxe.map(UdpSocket::from_std).transpose()?;
     tracing::info!(listen = %listen.dhcp, pxe = ?listen.pxe, interface = ?listen.interface, "DHCP server listening");
     let run = async {
         let mut buf = vec![0u8; MAX_PACKET * 2];

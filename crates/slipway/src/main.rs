@@ -10,6 +10,7 @@ mod export_cmd;
 mod host;
 mod machine_cmd;
 mod pki_cmd;
+mod privileges;
 mod render_cmd;
 mod serve_cmd;
 mod serve_dhcp;

@@ -48,6 +48,11 @@ pub struct ListenArgs {
     /// Where the iPXE boot programs are (Debian's `ipxe` package puts them here).
     #[arg(long, default_value = "/usr/lib/ipxe")]
     pub boot_dir: PathBuf,
+    /// Started as root: become this user once every socket is bound (the state
+    /// directory is handed to it). Default: `slipway` if that account exists; `root`
+    /// stays root.
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 /// Prints a line for whoever started `serve` (tests and scripts read the addresses);
@@ -87,6 +92,11 @@ pub fn serve(
     let Some(cluster) = load_valid(file, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    let become_user = crate::privileges::target(listen.user.as_deref())?;
+    match crate::privileges::raise_fd_limit() {
+        Ok(n) => tracing::debug!(limit = n, "open files"),
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e:#}"),
+    }
     let mut secrets = crate::state::open(state_dir, &cluster)?;
     let db = Arc::new(open_store(state_dir)?);
     let store: Arc<dyn LeaseStore> = db.clone();
@@ -112,6 +122,7 @@ pub fn serve(
         listen,
         reload,
         admin,
+        become_user,
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -201,9 +212,16 @@ fn open_store(state_dir: &Path) -> anyhow::Result<RedbStore> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     let path: PathBuf = state_dir.join("state.redb");
-    RedbStore::open(&path).with_context(|| {
+    let store = RedbStore::open(&path).with_context(|| {
         format!("opening the state database {} (is another `slipway serve` running with this state directory?)", path.display())
-    })
+    })?;
+    // Leases, machines and report keys: nobody else's to read.
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [(state_dir, 0o700), (path.as_path(), 0o600)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("restricting {}", p.display()))?;
+    }
+    Ok(store)
 }
 
 async fn run(
@@ -213,6 +231,7 @@ async fn run(
     listen: ListenArgs,
     reload: Reload,
     admin_token: String,
+    become_user: Option<nix::unistd::User>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -350,9 +369,7 @@ async fn run(
             client_port: listen.dhcp_client_port,
         };
         // Open the sockets now, so a taken port or a missing interface stops the start.
-        slipway_dhcp::driver::open_socket(l.dhcp, l.interface.as_deref())
-            .map(drop)
-            .context("DHCP")?;
+        let sockets = slipway_dhcp::driver::Sockets::open(&l).context("DHCP")?;
         say!(
             "dhcp listening on {} ({})",
             l.dhcp,
@@ -365,7 +382,7 @@ async fn run(
         let rx = stop_rx.clone();
         let store = store.clone();
         tasks.spawn(async move {
-            slipway_dhcp::driver::serve(server, store, l, on_event, stopped(rx))
+            slipway_dhcp::driver::serve(server, store, sockets, l, on_event, stopped(rx))
                 .await
                 .context("DHCP server")
         });
@@ -396,6 +413,17 @@ async fn run(
         }
         Ok(())
     });
+    // Every socket is bound: root is not needed any more.
+    match &become_user {
+        Some(user) => {
+            crate::privileges::drop_to(user, &reload.state_dir)?;
+            tracing::info!(user = user.name, uid = %user.uid, "running as an unprivileged user");
+        }
+        None if nix::unistd::getuid().is_root() => tracing::warn!(
+            "serve runs as root for its whole life: create a `slipway` user (useradd --system slipway) or give --user"
+        ),
+        None => {}
+    }
     say!("ready");
 
     let handles = Handles {

@@ -585,3 +585,83 @@ fn proxy_mode_beside_the_sites_dnsmasq() {
     let _ = dnsmasq.kill();
     let _ = dnsmasq.wait();
 }
+
+/// The uid and gid `pid` runs as (real ids, from /proc).
+fn ids_of(pid: u32) -> (u32, u32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let first = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u32::MAX)
+    };
+    (first("Uid:"), first("Gid:"))
+}
+
+#[test]
+fn serve_becomes_an_unprivileged_user_once_its_sockets_are_bound() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let id = |flag: &str| {
+        String::from_utf8_lossy(&support::run(&["id", flag, "nobody"]).stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap_or_else(|e| panic!("id {flag} nobody: {e}"))
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let net = setup("ignore");
+    let slipway = Slipway::start(
+        &net.lab,
+        &net.server,
+        &net.file,
+        &net.state,
+        &["--http-listen", "10.199.0.1:8080", "--user", "nobody"],
+    );
+    let pid = slipway.child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ids_of(pid) != (uid, gid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}:\n{}",
+            ids_of(pid),
+            slipway.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Port 67 on eth0 was bound as root and still answers.
+    let env = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("no lease after dropping root:\n{}", slipway.logs()));
+    assert_eq!(env.get("ip").map(String::as_str), Some("10.199.0.11"));
+    // The state is the new user's, and private.
+    let meta = |p: &std::path::Path| std::fs::metadata(p).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(meta(&net.state).uid(), uid);
+    assert_eq!(meta(&net.state).permissions().mode() & 0o777, 0o700);
+    let db = net.state.join("state.redb");
+    assert_eq!(meta(&db).uid(), uid);
+    assert_eq!(meta(&db).permissions().mode() & 0o777, 0o600);
+    // A reload (cluster file, PKI in the state directory) works as that user.
+    let grown = CLUSTER.replace("UNKNOWN", "ignore")
+        + "  - {mac: 52:54:00:99:00:03, hostname: w2, ip: 10.199.0.23}\n";
+    std::fs::write(&net.file, grown).unwrap_or_else(|e| panic!("{e}"));
+    support::run(&["kill", "-HUP", &pid.to_string()]);
+    while !slipway.logs().contains("cluster file reloaded") {
+        assert!(
+            !slipway.logs().contains("reload refused"),
+            "{}",
+            slipway.logs()
+        );
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "no reload:\n{}",
+            slipway.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    net.set_mac("52:54:00:99:00:03");
+    let env = net
+        .udhcpc(&[])
+        .unwrap_or_else(|| panic!("the new node got nothing:\n{}", slipway.logs()));
+    assert_eq!(env.get("ip").map(String::as_str), Some("10.199.0.23"));
+}
