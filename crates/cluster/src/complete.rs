@@ -269,6 +269,19 @@ fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network>
             .with_help("add `pool: FIRST-LAST` to `network.dhcp`"),
         );
     }
+    for relay in &n.relays {
+        if relay.value == server {
+            d.error(
+                relay.span,
+                format!("DHCP relay {} is slipway's own address", relay.value),
+            );
+        } else if mode == DhcpMode::Off {
+            d.warning(
+                relay.span,
+                "DHCP relays are unused when `dhcp.mode` is `off`",
+            );
+        }
+    }
     Some(Network {
         interface,
         server,
@@ -289,6 +302,7 @@ fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network>
                 .as_ref()
                 .map_or(LeaseTime::Seconds(3600), |l| l.value),
             unknown_machines: unknown,
+            relays: n.relays.iter().map(|r| r.value).collect(),
         },
     })
 }

@@ -185,6 +185,10 @@ pub struct Dhcp {
     pub lease_time: LeaseTime,
     /// What to do with unknown MACs.
     pub unknown_machines: UnknownPolicy,
+    /// DHCP relay agents (their giaddr) whose relayed requests are answered; a relayed
+    /// request from any other giaddr is dropped. Empty: no relayed request is answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<std::net::Ipv4Addr>,
 }
 
 /// Operating system family.

@@ -81,6 +81,8 @@ pub struct NetworkSpec {
     pub lease_time: S<LeaseTime>,
     /// Unknown-MAC policy.
     pub unknown_machines: S<UnknownPolicy>,
+    /// DHCP relay agents (giaddr) whose relayed requests are answered.
+    pub relays: Vec<Spanned<Ipv4Addr>>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
@@ -423,6 +425,14 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
                 d,
             )
         });
+        out.relays = g
+            .get("relays")
+            .map(|v| {
+                list_of(v, "`network.dhcp.relays`", d, |n, d| {
+                    parse_as(n, "`network.dhcp.relays`", IPV4, d)
+                })
+            })
+            .unwrap_or_default();
         g.finish(d);
     }
     f.finish(d);

@@ -371,3 +371,21 @@ fn bmc_options_belong_to_their_driver_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn dhcp_relays_are_addresses_and_not_slipway_itself() {
+    let relays = |list: &str| {
+        check(&[(
+            "    pool: 10.99.0.200-10.99.0.250\n",
+            &format!("    pool: 10.99.0.200-10.99.0.250\n    relays: {list}\n"),
+        )])
+    };
+    assert_eq!(relays("[10.98.0.1, 10.97.0.1]"), Vec::<String>::new());
+    assert_eq!(
+        relays("[10.98.0.1, 10.99.0.1]"),
+        ["10:25: error: DHCP relay 10.99.0.1 is slipway's own address"]
+    );
+    let bad = relays("[10.98.0.300]");
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].starts_with("10:14: error:"), "{bad:?}");
+}

@@ -320,6 +320,10 @@ fn log(event: &Event) {
             remembered,
             "more unknown machines than slipway remembers: ignoring them without a log line each (once per 10 minutes)"
         ),
+        Event::RelayRefused(giaddr) => tracing::warn!(
+            %giaddr,
+            "relayed DHCP request refused: this giaddr is not in network.dhcp.relays"
+        ),
         Event::Declined(mac, ip) => {
             tracing::warn!(%mac, %ip, "address declined: another host uses it")
         }

@@ -102,6 +102,9 @@ pub enum Event {
         /// How many are remembered and reported one by one.
         remembered: usize,
     },
+    /// A relayed request came from a giaddr that is not a configured relay and was
+    /// dropped (reported once per period per address).
+    RelayRefused(Ipv4Addr),
     /// A client declined its address (someone else uses it).
     Declined(MacAddr, Ipv4Addr),
     /// The pool is full.
@@ -161,6 +164,9 @@ pub struct Config {
     pub unknown: UnknownPolicy,
     /// The known machines, by MAC.
     pub reservations: HashMap<MacAddr, Reservation>,
+    /// Relay agents (giaddr) whose relayed requests are answered; any other relayed
+    /// request is dropped.
+    pub relays: HashSet<Ipv4Addr>,
     /// What to boot, by client kind.
     pub boot: BootFiles,
 }
@@ -243,6 +249,8 @@ pub struct Engine {
     declined: Deadlines<Ipv4Addr>,
     /// Unknown MACs reported lately, until they may be reported again.
     logged_unknown: Deadlines<MacAddr>,
+    /// Relays refused lately, until they may be reported again.
+    refused_relays: Deadlines<Ipv4Addr>,
     /// Unknown MACs ignored without a report since the start (the table was full).
     unknown_unlogged: u64,
     /// Until when a flood of unknown MACs is not reported again.
@@ -260,6 +268,7 @@ impl Engine {
             expired_at: 0,
             declined: Deadlines::default(),
             logged_unknown: Deadlines::default(),
+            refused_relays: Deadlines::default(),
             unknown_unlogged: 0,
             flood_logged_until: 0,
         }
@@ -272,6 +281,7 @@ impl Engine {
             self.book.next_end(),
             self.declined.next(),
             self.logged_unknown.next(),
+            self.refused_relays.next(),
         ]
         .into_iter()
         .flatten()
@@ -332,6 +342,17 @@ impl Engine {
         };
         self.expire(now);
         let mut out = Vec::new();
+        if !req.giaddr.is_unspecified() && !self.config.relays.contains(&req.giaddr) {
+            // Anyone can write a giaddr: only configured relays are believed.
+            if self.refused_relays.get(req.giaddr).is_none_or(|t| now >= t)
+                && self.refused_relays.len() < MAX_UNKNOWN_REMEMBERED
+            {
+                self.refused_relays
+                    .insert(req.giaddr, now.saturating_add(UNKNOWN_LOG_EVERY_SECS));
+                out.push(Action::Log(Event::RelayRefused(req.giaddr)));
+            }
+            return out;
+        }
         let known = self.config.reservations.contains_key(&mac);
         if !known
             && (self.config.unknown == UnknownPolicy::Ignore
@@ -381,6 +402,7 @@ impl Engine {
         self.book.expire_offers(now);
         self.declined.take_due(now);
         self.logged_unknown.take_due(now);
+        self.refused_relays.take_due(now);
     }
 
     fn authoritative(

@@ -27,6 +27,7 @@
 //!     pool: Some(("10.0.0.100".parse().unwrap(), "10.0.0.199".parse().unwrap())),
 //!     unknown: UnknownPolicy::Discover,
 //!     reservations: HashMap::new(),
+//!     relays: Default::default(),
 //!     boot: BootFiles {
 //!         bios: "undionly.kpxe".into(),
 //!         uefi: "snponly.efi".into(),

@@ -39,6 +39,7 @@ fn config(mode: &str, unknown: &str) -> Config {
             (mac(1), reservation(11, "cp1")),
             (mac(2), reservation(21, "w1")),
         ]),
+        relays: [Ipv4Addr::new(10, 98, 0, 1)].into(),
         boot: BootFiles {
             bios: "undionly.kpxe".into(),
             uefi: "snponly.efi".into(),
@@ -378,6 +379,17 @@ fn relays_inform_decline_release() {
         Destination::Unicast(SocketAddrV4::new(Ipv4Addr::new(10, 98, 0, 1), 67)),
         "relayed replies go to the relay"
     );
+    // A giaddr that is not a configured relay: dropped, reported once per period.
+    d.giaddr = Ipv4Addr::new(10, 98, 0, 66);
+    assert_eq!(
+        handle(&mut s, 0, &d),
+        [Action::Log(Event::RelayRefused(d.giaddr))]
+    );
+    assert!(
+        handle(&mut s, 1, &d).is_empty(),
+        "not reported again at once"
+    );
+    assert_eq!(s.poll_timeout(), Some(600));
 
     let mut inform = request(MessageType::Inform, mac(2));
     inform.ciaddr = Ipv4Addr::new(10, 99, 0, 21);

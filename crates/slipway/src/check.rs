@@ -104,6 +104,12 @@ pub fn summary(c: &Cluster) -> String {
         DhcpMode::Proxy => "proxy (boot information only)".into(),
         DhcpMode::Off => "off (the site's DHCP points here)".into(),
     };
+    let dhcp = if n.dhcp.relays.is_empty() {
+        dhcp
+    } else {
+        let relays: Vec<String> = n.dhcp.relays.iter().map(|r| r.to_string()).collect();
+        format!("{dhcp}, relays {}", relays.join(" "))
+    };
     let _ = writeln!(
         s,
         "network    {} on {}, subnet {}, gateway {}, DHCP {dhcp}",

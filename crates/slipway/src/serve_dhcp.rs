@@ -42,6 +42,7 @@ pub fn config(c: &Cluster) -> slipway_dhcp::Config {
                 )
             })
             .collect(),
+        relays: net.dhcp.relays.iter().copied().collect(),
         boot: slipway_dhcp::BootFiles {
             bios: bootfiles::BIOS_IPXE.into(),
             uefi: bootfiles::UEFI_IPXE.into(),
@@ -139,7 +140,7 @@ network:
   subnet: 10.99.0.0/24
   gateway: 10.99.0.254
   ntp: [10.99.0.1, ntp.example.org]
-  dhcp: {pool: 10.99.0.200-10.99.0.202, lease_time: 1h, unknown_machines: discover}
+  dhcp: {pool: 10.99.0.200-10.99.0.202, lease_time: 1h, unknown_machines: discover, relays: [10.98.0.1]}
 os: {version: 4081.2.0}
 kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
 access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
@@ -173,6 +174,7 @@ nodes:
                 "10.99.0.202".parse().unwrap_or_else(|e| panic!("{e}"))
             ))
         );
+        assert_eq!(cfg.relays, [std::net::Ipv4Addr::new(10, 98, 0, 1)].into());
         assert_eq!(cfg.boot.bios, "undionly.kpxe");
         assert_eq!(cfg.boot.uefi, "snponly.efi");
         assert_eq!(cfg.boot.http, "http://10.99.0.1:8080/boot/ipxe.efi");
