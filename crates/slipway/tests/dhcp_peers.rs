@@ -275,6 +275,15 @@ fn leases_survive_kill_9_and_no_address_is_given_twice() {
 #[test]
 fn perfdhcp_load_without_errors() {
     let net = setup("discover");
+    // perfdhcp's giaddr must be a listed relay (any other relayed request is dropped).
+    std::fs::write(
+        &net.file,
+        CLUSTER.replace("UNKNOWN", "discover").replace(
+            "lease_time: 1h}",
+            "lease_time: 1h, relays: [10.199.0.50]}",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let slipway = net.start();
     // perfdhcp plays a relay agent: it needs an address, and gets answers at giaddr:67.
     support::run(&[
