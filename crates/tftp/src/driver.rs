@@ -18,6 +18,31 @@
 //! Disk reads happen synchronously in the transfer's task, a window at a time (at most
 //! `windowsize` × `blksize` bytes per wake-up, usually from the page cache); opening a
 //! file runs on tokio's blocking pool.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use slipway_tftp::source::{DirSource, Layered, MapSource, Source};
+//! use slipway_tftp::{serve, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Generated files over a directory of boot binaries.
+//! let generated = Arc::new(MapSource::new());
+//! generated.insert("pxelinux.cfg/01-52-54-00-99-00-01", b"DEFAULT install\n".to_vec())?;
+//! let source = Arc::new(Layered::new(vec![
+//!     generated.clone() as Arc<dyn Source>,
+//!     Arc::new(DirSource::new("/var/lib/slipway/tftp")?),
+//! ]));
+//!
+//! let mut config = Config::default();
+//! config.interface = Some("br0".into()); // optional; needs CAP_NET_RAW
+//! let listen: SocketAddr = "10.99.0.1:69".parse()?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # drop(stop);
+//! serve(listen, source, config, async { let _ = stopped.await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::future::Future;
