@@ -333,11 +333,11 @@ impl Serialize for Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkPlugin {
-    /// Flannel.
+    /// Flannel: a simple VXLAN overlay.
     Flannel,
-    /// Calico.
+    /// Calico: BGP or overlay routing, with network policy.
     Calico,
-    /// Cilium.
+    /// Cilium: eBPF networking and network policy.
     Cilium,
     /// None: the operator installs one.
     None,
@@ -458,7 +458,7 @@ impl Role {
 /// A Kubernetes taint `key[=value]:Effect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taint {
-    /// Key.
+    /// Key (`example.com/name` or `name`).
     pub key: String,
     /// Value, possibly empty.
     pub value: String,
@@ -533,7 +533,7 @@ pub enum BmcDriver {
 /// A node's BMC.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bmc {
-    /// Protocol.
+    /// Protocol spoken to the BMC: IPMI or Redfish.
     pub driver: BmcDriver,
     /// Host name or address.
     pub address: String,

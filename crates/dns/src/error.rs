@@ -61,13 +61,13 @@ pub enum Error {
     /// The forwarder to the upstream resolvers could not be set up.
     #[error("cannot set up forwarding to network.upstream_dns: {reason}")]
     Forwarder {
-        /// Why.
+        /// hickory's message saying why the forwarder could not be built.
         reason: String,
     },
     /// A listener stopped serving before shutdown was asked for.
     #[error("the DNS server stopped: {reason}")]
     Serve {
-        /// Why.
+        /// Which listener stopped, and its error when it had one.
         reason: String,
     },
 }

@@ -330,7 +330,7 @@ pub(crate) fn checksum(bytes: &[u8]) -> u8 {
 pub(crate) struct Request<'a> {
     /// Network function (even: a request).
     pub(crate) netfn: u8,
-    /// Command.
+    /// Command number within the network function.
     pub(crate) cmd: u8,
     /// Requester's sequence number (6 bits).
     pub(crate) seq: u8,
@@ -358,7 +358,7 @@ pub(crate) fn encode_request(req: &Request<'_>) -> Vec<u8> {
 pub(crate) struct Response<'a> {
     /// Network function (odd: a response).
     pub(crate) netfn: u8,
-    /// Command.
+    /// Command number within the network function, echoed from the request.
     pub(crate) cmd: u8,
     /// The requester's sequence number, echoed.
     pub(crate) seq: u8,

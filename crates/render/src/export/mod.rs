@@ -238,7 +238,7 @@ pub(crate) struct ClientArch {
     pub csa: &'static [&'static str],
     /// Boot file on TFTP.
     pub file: &'static str,
-    /// Comment.
+    /// What these machines are, for the comment above their entries in the config.
     pub what: &'static str,
 }
 
@@ -362,7 +362,7 @@ impl Lines {
         self.0.push('\n');
     }
 
-    /// The text.
+    /// The text written so far, one line per call.
     pub fn finish(self) -> String {
         self.0
     }
