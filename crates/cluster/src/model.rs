@@ -283,7 +283,7 @@ pub struct Kubernetes {
     pub version: String,
     /// Where the API server is reached.
     pub control_plane_endpoint: Endpoint,
-    /// DNS name of the endpoint inside the cluster domain (api.<domain>).
+    /// DNS name of the endpoint inside the cluster domain (`api.<domain>`).
     pub api_name: String,
     /// Extra names and addresses in the API server certificate.
     pub extra_sans: Vec<String>,
