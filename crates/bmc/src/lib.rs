@@ -4,6 +4,47 @@
 //! Both drivers implement [`Bmc`]: one blocking trait, so the CLI can drive many
 //! machines from a bounded pool of threads and `serve` can call it off its event loop.
 //! Passwords are held in [`Secret`], whose `Debug` never shows them.
+//!
+//! Code that only powers and boots machines works on `dyn Bmc`, whichever protocol
+//! the machine's BMC speaks (`no_run`: it needs BMCs at these addresses):
+//!
+//! ```no_run
+//! use slipway_bmc::{ipmi, redfish, Bmc, BootDevice, BootOverride, PowerAction, Secret};
+//!
+//! /// PXE-boots a machine once, from power off or on.
+//! fn reinstall(bmc: &mut dyn Bmc) -> slipway_bmc::Result<()> {
+//!     let info = bmc.info()?;
+//!     println!("{} {}, firmware {}", info.manufacturer, info.model, info.firmware);
+//!     bmc.set_boot(BootOverride { device: BootDevice::Pxe, once: true, mode: None })?;
+//!     bmc.power(PowerAction::Cycle)
+//! }
+//!
+//! let ipmi = ipmi::Config::new(
+//!     "10.0.0.21",
+//!     ipmi::DEFAULT_PORT,
+//!     "admin",
+//!     Secret::new("pw"),
+//!     ipmi::CipherSuite::Seventeen,
+//! );
+//! let fingerprint = redfish::parse_fingerprint(
+//!     "sha256:9A:2F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD",
+//! )?;
+//! let redfish = redfish::Config::new(
+//!     "10.0.0.22",
+//!     443,
+//!     "admin",
+//!     Secret::new("pw"),
+//!     redfish::Tls::Fingerprint(fingerprint),
+//! );
+//! let mut machines: Vec<Box<dyn Bmc>> = vec![
+//!     Box::new(ipmi::connect(&ipmi)?),
+//!     Box::new(redfish::connect(&redfish)?),
+//! ];
+//! for bmc in &mut machines {
+//!     reinstall(bmc.as_mut())?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 use std::fmt;
@@ -73,14 +114,14 @@ pub enum BootDevice {
 pub enum BootMode {
     /// Legacy BIOS.
     Bios,
-    /// UEFI.
+    /// UEFI firmware.
     Uefi,
 }
 
 /// A boot device override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootOverride {
-    /// The device.
+    /// The device to boot from.
     pub device: BootDevice,
     /// Next boot only (`true`) or every boot (`false`).
     pub once: bool,
@@ -143,7 +184,7 @@ pub enum Error {
     /// The BMC answered with an error completion / status.
     #[error("the BMC refused {what}: {detail}")]
     Refused {
-        /// The request.
+        /// What was asked of the BMC.
         what: String,
         /// The BMC's reason.
         detail: String,

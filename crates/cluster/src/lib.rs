@@ -99,21 +99,14 @@ pub fn load_str(name: &str, text: &str, base_dir: &Path, host: &dyn Host) -> Loa
 }
 
 /// Error reading a cluster file from disk (its content's problems are [`Diagnostics`]).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}: {error}")]
 pub struct ReadError {
     /// The path.
     pub path: String,
     /// What went wrong.
     pub error: std::io::Error,
 }
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot read {}: {}", self.path, self.error)
-    }
-}
-
-impl std::error::Error for ReadError {}
 
 /// Reads and loads the cluster file at `path`; returns the text too, for rendering
 /// diagnostics.

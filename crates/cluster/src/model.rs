@@ -287,7 +287,7 @@ pub struct Kubernetes {
     pub version: String,
     /// Where the API server is reached.
     pub control_plane_endpoint: Endpoint,
-    /// DNS name of the endpoint inside the cluster domain (api.<domain>).
+    /// DNS name of the endpoint inside the cluster domain (`api.<domain>`).
     pub api_name: String,
     /// Extra names and addresses in the API server certificate.
     pub extra_sans: Vec<String>,
@@ -337,11 +337,11 @@ impl Serialize for Endpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetworkPlugin {
-    /// Flannel.
+    /// Flannel: a simple VXLAN overlay.
     Flannel,
-    /// Calico.
+    /// Calico: BGP or overlay routing, with network policy.
     Calico,
-    /// Cilium.
+    /// Cilium: eBPF networking and network policy.
     Cilium,
     /// None: the operator installs one.
     None,
@@ -462,7 +462,7 @@ impl Role {
 /// A Kubernetes taint `key[=value]:Effect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taint {
-    /// Key.
+    /// Key (`example.com/name` or `name`).
     pub key: String,
     /// Value, possibly empty.
     pub value: String,
@@ -537,7 +537,7 @@ pub enum BmcDriver {
 /// A node's BMC.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bmc {
-    /// Protocol.
+    /// Protocol spoken to the BMC: IPMI or Redfish.
     pub driver: BmcDriver,
     /// Host name or address.
     pub address: String,

@@ -44,7 +44,7 @@ pub struct Spec {
 /// `cluster:`
 #[derive(Debug, Default)]
 pub struct ClusterSpec {
-    /// Name.
+    /// Short cluster name (a DNS label).
     pub name: S<String>,
     /// DNS domain.
     pub domain: S<String>,
@@ -57,13 +57,13 @@ pub struct ClusterSpec {
 /// `network:`
 #[derive(Debug, Default)]
 pub struct NetworkSpec {
-    /// Interface.
+    /// Interface slipway serves on.
     pub interface: S<String>,
     /// slipway's address.
     pub server: S<Ipv4Addr>,
-    /// Subnet.
+    /// The provisioning subnet (CIDR).
     pub subnet: S<Ipv4Net>,
-    /// Router.
+    /// Default router handed out by DHCP.
     pub gateway: S<Ipv4Addr>,
     /// DNS servers handed out.
     pub dns: Option<Vec<Spanned<Ipv4Addr>>>,
@@ -92,13 +92,13 @@ pub struct NetworkSpec {
 /// `os:`
 #[derive(Debug, Default)]
 pub struct OsSpec {
-    /// Distribution.
+    /// OS distribution: Flatcar, CoreOS or generic.
     pub distro: S<Distro>,
-    /// Channel.
+    /// Release channel (stable, beta, alpha, lts).
     pub channel: S<String>,
-    /// Version.
+    /// Release version (e.g. 4081.2.0), or `current`.
     pub version: S<String>,
-    /// Architecture.
+    /// CPU architecture of the machines.
     pub arch: S<Arch>,
     /// Mirror directory or base URL.
     pub assets: S<String>,
@@ -123,9 +123,9 @@ pub struct OsSpec {
 /// `os.generic:`
 #[derive(Debug, Default)]
 pub struct GenericSpec {
-    /// Kernel.
+    /// Kernel path (relative to the assets) or URL.
     pub kernel: S<String>,
-    /// Initrds.
+    /// Initrd paths or URLs.
     pub initrds: Vec<String>,
     /// Template path.
     pub template: S<String>,
@@ -134,7 +134,7 @@ pub struct GenericSpec {
 /// `kubernetes:`
 #[derive(Debug, Default)]
 pub struct KubernetesSpec {
-    /// Version.
+    /// Kubernetes version (e.g. v1.31.2).
     pub version: S<String>,
     /// `host[:port]`.
     pub control_plane_endpoint: S<(String, Option<u16>)>,
@@ -148,7 +148,7 @@ pub struct KubernetesSpec {
     pub service_subnet: S<Ipv4Net>,
     /// Cluster DNS address.
     pub cluster_dns: S<Ipv4Addr>,
-    /// CNI.
+    /// CNI plugin installed on the cluster.
     pub network_plugin: S<NetworkPlugin>,
     /// Image repository.
     pub image_repository: S<String>,
@@ -163,7 +163,7 @@ pub struct KubernetesSpec {
 /// `access:`
 #[derive(Debug, Default)]
 pub struct AccessSpec {
-    /// User.
+    /// Console / SSH user.
     pub user: S<String>,
     /// SSH keys.
     pub ssh_authorized_keys: Vec<Spanned<String>>,
@@ -174,7 +174,7 @@ pub struct AccessSpec {
 /// One entry of `profiles:`.
 #[derive(Debug, Default)]
 pub struct ProfileSpec {
-    /// Name.
+    /// Profile name, referenced from nodes' `profile`.
     pub name: S<String>,
     /// Selector role.
     pub role: S<Role>,
@@ -188,7 +188,7 @@ pub struct ProfileSpec {
     pub install_disk: S<String>,
     /// Kernel arguments.
     pub kernel_args: Option<Vec<String>>,
-    /// Metadata.
+    /// Free-form data for templates, inherited by the profile's nodes.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Boot programs.
     pub boot_files: BootFilesSpec,
@@ -199,9 +199,9 @@ pub struct ProfileSpec {
 /// `boot_files:` of a profile or node.
 #[derive(Debug, Default)]
 pub struct BootFilesSpec {
-    /// BIOS.
+    /// Boot program for BIOS PXE (client architecture 0), instead of `undionly.kpxe`.
     pub bios: S<String>,
-    /// UEFI.
+    /// Boot program for x86-64 UEFI PXE (client architectures 7 and 9), instead of `snponly.efi`.
     pub uefi: S<String>,
 }
 
@@ -230,11 +230,11 @@ fn boot_files(n: &Node, d: &mut Diagnostics) -> BootFilesSpec {
 /// One entry of `nodes:`.
 #[derive(Debug, Default)]
 pub struct NodeSpec {
-    /// MAC.
+    /// MAC address of the boot interface.
     pub mac: S<MacAddr>,
-    /// Hostname.
+    /// Hostname (a DNS label).
     pub hostname: S<String>,
-    /// Address.
+    /// Static IPv4 address.
     pub ip: S<Ipv4Addr>,
     /// Roles (None when absent).
     pub roles: Option<Vec<Spanned<Role>>>,
@@ -244,17 +244,17 @@ pub struct NodeSpec {
     pub install_disk: S<String>,
     /// Kernel arguments.
     pub kernel_args: Option<Vec<String>>,
-    /// Labels.
+    /// Kubernetes labels, key (with where it is) and value.
     pub labels: Vec<(Key, Spanned<String>)>,
-    /// Taints.
+    /// Kubernetes taints.
     pub taints: Vec<Taint>,
     /// Explicit profile.
     pub profile: S<String>,
     /// Boot programs.
     pub boot_files: BootFilesSpec,
-    /// BMC.
+    /// The node's BMC, for power and boot control.
     pub bmc: Option<BmcSpec>,
-    /// Metadata.
+    /// Free-form data for templates, overriding the profile's.
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Where the entry is.
     pub span: Span,
@@ -263,13 +263,13 @@ pub struct NodeSpec {
 /// `bmc:` of a node.
 #[derive(Debug)]
 pub struct BmcSpec {
-    /// Driver.
+    /// Protocol spoken to the BMC: `ipmi` or `redfish`.
     pub driver: Spanned<BmcDriver>,
-    /// Address.
+    /// Host name or address of the BMC.
     pub address: Spanned<String>,
-    /// Port.
+    /// Port (default 623 for IPMI, 443 for Redfish).
     pub port: S<u16>,
-    /// User.
+    /// User name to log in to the BMC.
     pub user: Spanned<String>,
     /// Password source.
     pub password: crate::model::PasswordSource,

@@ -66,15 +66,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod driver;
 mod error;
 mod fast;
 mod handle;
-mod server;
 mod zone;
 
+pub use driver::{Listeners, Options, serve};
 pub use error::Error;
 pub use handle::ZoneHandle;
-pub use server::{Listeners, Options, serve};
 pub use zone::{
     Answer, DYNAMIC_TTL, NEGATIVE_TTL, SERVER_LABEL, STATIC_TTL, Zone, reverse_name, reverse_zones,
 };

@@ -142,25 +142,16 @@ pub struct Event {
 }
 
 /// Why an input was not applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
     /// A report that makes no sense in this state (e.g. `ready` before `installed`).
+    #[error("report {report:?} refused: the machine is {state}")]
     OutOfOrder {
         /// The state the machine is in.
         state: State,
         /// The report.
         report: Report,
     },
-}
-
-impl fmt::Display for Rejected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Rejected::OutOfOrder { state, report } => {
-                write!(f, "report {report:?} refused: the machine is {state}")
-            }
-        }
-    }
 }
 
 /// A machine's life so far.

@@ -30,35 +30,24 @@ pub mod secrets;
 pub mod template;
 pub mod urls;
 
-use std::fmt;
-
 pub use secrets::{ExampleSecrets, SecretFile, Secrets};
 use slipway_cluster::{Cluster, ConfigFormat, Node};
 pub use urls::Urls;
 
 /// Why an artifact could not be rendered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RenderError {
     /// The cluster asks for something slipway does not render yet.
+    #[error("not supported yet: {0}")]
     Unsupported(String),
     /// The artifact does not exist for this cluster's OS / config format.
+    #[error("not applicable: {0}")]
     NotApplicable(String),
     /// The generic profile's template failed (syntax, undefined variable).
+    #[error("template error: {0}")]
     Template(String),
 }
-
-impl fmt::Display for RenderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RenderError::Unsupported(m) => write!(f, "not supported yet: {m}"),
-            RenderError::NotApplicable(m) => write!(f, "not applicable: {m}"),
-            RenderError::Template(m) => write!(f, "template error: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for RenderError {}
 
 /// Every artifact a node has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::urls::Urls;
 pub struct File {
     /// Absolute path.
     pub path: String,
-    /// Contents.
+    /// Text written to the file.
     pub contents: String,
     /// Unix mode.
     pub mode: u32,
@@ -46,7 +46,7 @@ pub struct Unit {
 /// Everything a node's installed system gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provision {
-    /// Hostname.
+    /// The node's hostname (short, not the FQDN).
     pub hostname: String,
     /// Login user.
     pub user: String,

@@ -19,36 +19,38 @@
 //! - [`source`]: where files come from: [`source::DirSource`] (a root directory that
 //!   no name or symlink escapes), [`source::MapSource`] (generated files), and
 //!   [`source::Layered`] to put the second over the first;
-//! - [`server`]: the tokio driver, [`serve`].
+//! - [`driver`] (feature `driver`, on by default): the tokio driver, [`serve`].
 //!
-//! ```no_run
-//! use std::net::SocketAddr;
-//! use std::sync::Arc;
-//! use slipway_tftp::source::{DirSource, Layered, MapSource, Source};
-//! use slipway_tftp::{serve, Config};
+//! The core alone, one transfer without any socket (the `driver` feature, on by
+//! default, adds the tokio driver; `default-features = false` leaves it out):
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! // Generated files over a directory of boot binaries.
-//! let generated = Arc::new(MapSource::new());
-//! generated.insert("pxelinux.cfg/01-52-54-00-99-00-01", b"DEFAULT install\n".to_vec())?;
-//! let source = Arc::new(Layered::new(vec![
-//!     generated.clone() as Arc<dyn Source>,
-//!     Arc::new(DirSource::new("/var/lib/slipway/tftp")?),
-//! ]));
+//! ```
+//! use std::time::Instant;
+//! use slipway_tftp::request::{Accept, Endpoint};
+//! use slipway_tftp::transfer::Transfer;
+//! use slipway_tftp::wire::Repr;
+//! use slipway_tftp::Config;
 //!
-//! let mut config = Config::default();
-//! config.interface = Some("br0".into()); // optional; needs CAP_NET_RAW
-//! let listen: SocketAddr = "10.99.0.1:69".parse()?;
-//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! # drop(stop);
-//! serve(listen, source, config, async { let _ = stopped.await; }).await?;
-//! # Ok(())
-//! # }
+//! let config = Config::default();
+//! let mut endpoint = Endpoint::new(&config);
+//! let client = "192.0.2.10:2070".parse().unwrap();
+//! let Accept::Start { request, .. } = endpoint.handle(client, b"\x00\x01hello.txt\x00octet\x00")
+//! else {
+//!     panic!("the request is refused or ignored");
+//! };
+//! let now = Instant::now();
+//! let mut transfer = Transfer::new(now, client, &request, b"hi!".to_vec(), &config);
+//! let mut datagram = Vec::new();
+//! transfer.poll_transmit(&mut datagram).unwrap();
+//! assert_eq!(Repr::parse_bytes(&datagram).unwrap(), Repr::Data { block: 1, data: b"hi!" });
 //! ```
 #![deny(missing_docs)]
+// Without the driver, the docs' links to it (`driver`, `serve`) have no target.
+#![cfg_attr(not(feature = "driver"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(feature = "driver")]
+pub mod driver;
 pub mod request;
-pub mod server;
 pub mod source;
 pub mod transfer;
 pub mod wire;
@@ -60,7 +62,8 @@ mod testutil;
 
 use std::time::Duration;
 
-pub use server::{Listen, ServeError, serve};
+#[cfg(feature = "driver")]
+pub use driver::{Listen, ServeError, serve};
 pub use source::{Content, DirSource, Layered, MapSource, OpenError, Source};
 pub use transfer::{Outcome, ReadAt, Transfer};
 

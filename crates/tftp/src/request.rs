@@ -19,7 +19,6 @@
 //!   answered, so the server cannot be used to reflect traffic.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 
 use crate::Config;
@@ -62,20 +61,26 @@ pub struct Request {
 }
 
 /// Why a request is refused; each maps to the ERROR packet the client gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
     /// A write request: this server is read-only.
+    #[error("write request refused (read-only server)")]
     WriteRequest,
     /// The request is not well-formed (or too long).
-    Malformed(WireError),
+    #[error("malformed request: {0}")]
+    Malformed(#[source] WireError),
     /// A mode other than `octet` or `netascii`.
+    #[error("unsupported mode {0:?}")]
     UnsupportedMode(String),
     /// The name has a `..` component: it would leave the root.
+    #[error("path traversal ('..') refused")]
     Traversal,
     /// The name has a control character.
+    #[error("control character in file name")]
     BadName,
     /// The name is empty (or only `/` and `.`).
+    #[error("empty file name")]
     EmptyName,
 }
 
@@ -112,21 +117,6 @@ impl Refusal {
         }
         .emit(&mut out);
         out
-    }
-}
-
-impl std::error::Error for Refusal {}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::WriteRequest => write!(f, "write request refused (read-only server)"),
-            Refusal::Malformed(e) => write!(f, "malformed request: {e}"),
-            Refusal::UnsupportedMode(mode) => write!(f, "unsupported mode {mode:?}"),
-            Refusal::Traversal => write!(f, "path traversal ('..') refused"),
-            Refusal::BadName => write!(f, "control character in file name"),
-            Refusal::EmptyName => write!(f, "empty file name"),
-        }
     }
 }
 

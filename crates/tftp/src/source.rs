@@ -86,15 +86,18 @@ impl ReadAt for Content {
 }
 
 /// Why a source does not serve a name.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
     /// No such file (ERROR 1). [`Layered`] then asks the next layer.
+    #[error("not found")]
     NotFound,
     /// The file exists but is not served to this client, or leaves the root (ERROR 2).
+    #[error("access denied")]
     AccessDenied,
     /// Any other failure (ERROR 0).
-    Io(io::Error),
+    #[error("I/O error: {0}")]
+    Io(#[source] io::Error),
 }
 
 impl OpenError {
@@ -124,18 +127,6 @@ impl OpenError {
         }
     }
 }
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::NotFound => write!(f, "not found"),
-            OpenError::AccessDenied => write!(f, "access denied"),
-            OpenError::Io(e) => write!(f, "I/O error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for OpenError {}
 
 /// Something that serves files by name.
 ///

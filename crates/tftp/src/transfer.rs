@@ -332,7 +332,7 @@ impl<D: ReadAt> Transfer<D> {
             .min(self.size)
     }
 
-    /// Counters.
+    /// Packets sent, resent and deadlines passed so far, for the completion log line.
     pub fn stats(&self) -> Stats {
         self.stats
     }

@@ -166,37 +166,28 @@ impl fmt::Display for ErrorCode {
 }
 
 /// Why bytes are not a valid TFTP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WireError {
     /// Shorter than the opcode's fixed fields.
+    #[error("packet too short")]
     Truncated,
     /// The opcode is not one of RFC 1350/2347.
+    #[error("unknown opcode {0}")]
     UnknownOpcode(u16),
     /// A string has no terminating NUL byte.
+    #[error("string without terminating NUL")]
     Unterminated,
     /// A string is not UTF-8.
+    #[error("string is not UTF-8")]
     NotUtf8,
     /// The packet, or one of its strings, is longer than this server accepts.
+    #[error("packet or field too long")]
     TooLong,
     /// More than [`MAX_OPTIONS`] options.
+    #[error("more than {MAX_OPTIONS} options")]
     TooManyOptions,
 }
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WireError::Truncated => write!(f, "packet too short"),
-            WireError::UnknownOpcode(op) => write!(f, "unknown opcode {op}"),
-            WireError::Unterminated => write!(f, "string without terminating NUL"),
-            WireError::NotUtf8 => write!(f, "string is not UTF-8"),
-            WireError::TooLong => write!(f, "packet or field too long"),
-            WireError::TooManyOptions => write!(f, "more than {MAX_OPTIONS} options"),
-        }
-    }
-}
-
-impl std::error::Error for WireError {}
 
 /// A byte view of a TFTP packet.
 ///

@@ -94,13 +94,13 @@ impl fmt::Display for CipherSuite {
 /// The privilege level a session asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Privilege {
-    /// Callback.
+    /// Callback: the lowest level, only enough to set up callback connections.
     Callback,
     /// User: read-only commands.
     User,
     /// Operator: enough for power and boot control.
     Operator,
-    /// Administrator.
+    /// Administrator: every command, configuration included.
     Administrator,
 }
 

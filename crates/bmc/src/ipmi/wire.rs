@@ -6,8 +6,6 @@
 //! decoder takes hostile input: it checks each length before it reads and returns
 //! [`WireError`] instead of panicking.
 
-use std::fmt;
-
 /// RMCP header: version 1.0, reserved, sequence 0xFF (no RMCP ACK), class IPMI.
 pub(crate) const RMCP_HEADER: [u8; 4] = [0x06, 0x00, 0xFF, 0x07];
 /// IPMI v1.5 session header authentication type "none".
@@ -22,14 +20,9 @@ pub(crate) const REMOTE_CONSOLE_ADDR: u8 = 0x81;
 pub(crate) const BMC_ADDR: u8 = 0x20;
 
 /// Why bytes could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct WireError(pub(crate) &'static str);
-
-impl fmt::Display for WireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
 
 type WireResult<T> = std::result::Result<T, WireError>;
 
@@ -337,7 +330,7 @@ pub(crate) fn checksum(bytes: &[u8]) -> u8 {
 pub(crate) struct Request<'a> {
     /// Network function (even: a request).
     pub(crate) netfn: u8,
-    /// Command.
+    /// Command number within the network function.
     pub(crate) cmd: u8,
     /// Requester's sequence number (6 bits).
     pub(crate) seq: u8,
@@ -365,7 +358,7 @@ pub(crate) fn encode_request(req: &Request<'_>) -> Vec<u8> {
 pub(crate) struct Response<'a> {
     /// Network function (odd: a response).
     pub(crate) netfn: u8,
-    /// Command.
+    /// Command number within the network function, echoed from the request.
     pub(crate) cmd: u8,
     /// The requester's sequence number, echoed.
     pub(crate) seq: u8,

@@ -93,7 +93,7 @@ pub struct Config {
     pub port: u16,
     /// User name.
     pub user: String,
-    /// Password.
+    /// Password of `user`, sent with basic authentication or the session login.
     pub password: Secret,
     /// How the certificate is checked.
     pub tls: Tls,

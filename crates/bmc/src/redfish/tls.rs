@@ -173,24 +173,16 @@ struct PinnedLeaf {
 }
 
 /// The error a [`PinnedLeaf`] gives for another certificate.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "certificate fingerprint mismatch: the BMC presented {}, the pinned fingerprint is {}",
+    format_fingerprint(.got),
+    format_fingerprint(.expected)
+)]
 struct PinMismatch {
     expected: [u8; 32],
     got: [u8; 32],
 }
-
-impl fmt::Display for PinMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "certificate fingerprint mismatch: the BMC presented {}, the pinned fingerprint is {}",
-            format_fingerprint(&self.got),
-            format_fingerprint(&self.expected)
-        )
-    }
-}
-
-impl std::error::Error for PinMismatch {}
 
 impl ServerCertVerifier for PinnedLeaf {
     fn verify_server_cert(
@@ -280,16 +272,9 @@ impl ServerCertVerifier for AcceptAnything {
 
 /// A TLS failure, carried through ureq as `ureq::Error::Other` and turned into
 /// [`Error::Tls`] by the HTTP layer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct TlsFailure(pub(crate) String);
-
-impl fmt::Display for TlsFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TlsFailure {}
 
 /// A readable account of a rustls failure.
 fn describe(e: &rustls::Error) -> String {

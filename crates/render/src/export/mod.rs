@@ -169,12 +169,14 @@ pub struct MissingFile {
 }
 
 /// Why an export could not be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
     /// Boot binaries the TFTP root needs are not installed.
+    #[error("{}", missing_boot_files(.0))]
     MissingBootFiles(Vec<MissingFile>),
     /// A path cannot be written in the target's config syntax.
+    #[error("cannot use {what} `{}`: {reason}", .path.display())]
     BadPath {
         /// What the path is for.
         what: &'static str,
@@ -185,31 +187,21 @@ pub enum ExportError {
     },
 }
 
-impl fmt::Display for ExportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExportError::MissingBootFiles(missing) => {
-                let list: Vec<String> = missing
-                    .iter()
-                    .map(|m| format!("{} (package {})", m.path.display(), m.package))
-                    .collect();
-                let mut packages: Vec<&str> = missing.iter().map(|m| m.package).collect();
-                packages.dedup();
-                write!(
-                    f,
-                    "boot binaries missing: {}; install them with `apt-get install {}`",
-                    list.join(", "),
-                    packages.join(" ")
-                )
-            }
-            ExportError::BadPath { what, path, reason } => {
-                write!(f, "cannot use {} `{}`: {reason}", what, path.display())
-            }
-        }
-    }
+/// The message of [`ExportError::MissingBootFiles`]: each file with its package, and
+/// the `apt-get` command that installs them.
+fn missing_boot_files(missing: &[MissingFile]) -> String {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|m| format!("{} (package {})", m.path.display(), m.package))
+        .collect();
+    let mut packages: Vec<&str> = missing.iter().map(|m| m.package).collect();
+    packages.dedup();
+    format!(
+        "boot binaries missing: {}; install them with `apt-get install {}`",
+        list.join(", "),
+        packages.join(" ")
+    )
 }
-
-impl std::error::Error for ExportError {}
 
 /// The files that configure `target` for `cluster`.
 ///
@@ -246,7 +238,7 @@ pub(crate) struct ClientArch {
     pub csa: &'static [&'static str],
     /// Boot file on TFTP.
     pub file: &'static str,
-    /// Comment.
+    /// What these machines are, for the comment above their entries in the config.
     pub what: &'static str,
 }
 
@@ -370,7 +362,7 @@ impl Lines {
         self.0.push('\n');
     }
 
-    /// The text.
+    /// The text written so far, one line per call.
     pub fn finish(self) -> String {
         self.0
     }

@@ -18,9 +18,33 @@
 //! Disk reads happen synchronously in the transfer's task, a window at a time (at most
 //! `windowsize` × `blksize` bytes per wake-up, usually from the page cache); opening a
 //! file runs on tokio's blocking pool.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use slipway_tftp::source::{DirSource, Layered, MapSource, Source};
+//! use slipway_tftp::{serve, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Generated files over a directory of boot binaries.
+//! let generated = Arc::new(MapSource::new());
+//! generated.insert("pxelinux.cfg/01-52-54-00-99-00-01", b"DEFAULT install\n".to_vec())?;
+//! let source = Arc::new(Layered::new(vec![
+//!     generated.clone() as Arc<dyn Source>,
+//!     Arc::new(DirSource::new("/var/lib/slipway/tftp")?),
+//! ]));
+//!
+//! let mut config = Config::default();
+//! config.interface = Some("br0".into()); // optional; needs CAP_NET_RAW
+//! let listen: SocketAddr = "10.99.0.1:69".parse()?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # drop(stop);
+//! serve(listen, source, config, async { let _ = stopped.await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -76,10 +100,11 @@ impl From<UdpSocket> for Listen {
 }
 
 /// Why [`serve`] could not run.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
     /// The listening address could not be bound.
+    #[error("cannot bind the TFTP socket to {addr}: {source}{}", bind_hint(*.addr, .source))]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -87,6 +112,10 @@ pub enum ServeError {
         source: io::Error,
     },
     /// `SO_BINDTODEVICE` failed.
+    #[error(
+        "cannot bind the TFTP sockets to interface {interface:?} (SO_BINDTODEVICE): {source}{}",
+        bind_device_hint(.source)
+    )]
     BindDevice {
         /// The interface.
         interface: String,
@@ -94,57 +123,34 @@ pub enum ServeError {
         source: io::Error,
     },
     /// Any other socket error while setting up.
-    Socket(io::Error),
+    #[error("TFTP socket error: {0}")]
+    Socket(#[source] io::Error),
 }
 
-impl fmt::Display for ServeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServeError::Bind { addr, source } => {
-                write!(f, "cannot bind the TFTP socket to {addr}: {source}")?;
-                match source.kind() {
-                    io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
-                        write!(f, " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
-                    }
-                    io::ErrorKind::AddrInUse => write!(
-                        f,
-                        " (another TFTP server, e.g. tftpd-hpa or dnsmasq, may be running)"
-                    ),
-                    io::ErrorKind::AddrNotAvailable => {
-                        write!(f, " (no local interface has this address)")
-                    }
-                    _ => Ok(()),
-                }
-            }
-            ServeError::BindDevice { interface, source } => {
-                write!(
-                    f,
-                    "cannot bind the TFTP sockets to interface {interface:?} (SO_BINDTODEVICE): {source}"
-                )?;
-                if source.kind() == io::ErrorKind::PermissionDenied {
-                    write!(
-                        f,
-                        " (needs CAP_NET_RAW: run as root, grant the capability, or leave the \
-                         interface unset and listen on the interface's address instead)"
-                    )?;
-                } else if source.raw_os_error() == Some(19) {
-                    // ENODEV
-                    write!(f, " (no such interface)")?;
-                }
-                Ok(())
-            }
-            ServeError::Socket(source) => write!(f, "TFTP socket error: {source}"),
+/// What to check when binding `addr` failed with `error`; empty when there is no hint.
+fn bind_hint(addr: SocketAddr, error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
         }
+        io::ErrorKind::AddrInUse => {
+            " (another TFTP server, e.g. tftpd-hpa or dnsmasq, may be running)"
+        }
+        io::ErrorKind::AddrNotAvailable => " (no local interface has this address)",
+        _ => "",
     }
 }
 
-impl std::error::Error for ServeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ServeError::Bind { source, .. }
-            | ServeError::BindDevice { source, .. }
-            | ServeError::Socket(source) => Some(source),
-        }
+/// What to check when `SO_BINDTODEVICE` failed with `error`; empty when there is no hint.
+fn bind_device_hint(error: &io::Error) -> &'static str {
+    if error.kind() == io::ErrorKind::PermissionDenied {
+        " (needs CAP_NET_RAW: run as root, grant the capability, or leave the \
+         interface unset and listen on the interface's address instead)"
+    } else if error.raw_os_error() == Some(19) {
+        // ENODEV
+        " (no such interface)"
+    } else {
+        ""
     }
 }
 

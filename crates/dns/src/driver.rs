@@ -1,4 +1,4 @@
-//! The tokio side: listeners, hickory's catalog of zone handlers, forwarding, TCP limits.
+//! The tokio driver: listeners, hickory's catalog of zone handlers, forwarding, TCP limits.
 
 use std::future::Future;
 use std::io;
