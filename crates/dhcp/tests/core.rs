@@ -389,7 +389,11 @@ fn relays_inform_decline_release() {
         handle(&mut s, 1, &d).is_empty(),
         "not reported again at once"
     );
-    assert_eq!(s.poll_timeout(), Some(600));
+    assert_eq!(
+        handle(&mut s, 600, &d),
+        [Action::Log(Event::RelayRefused(d.giaddr))],
+        "again after the period"
+    );
 
     let mut inform = request(MessageType::Inform, mac(2));
     inform.ciaddr = Ipv4Addr::new(10, 99, 0, 21);

@@ -278,10 +278,9 @@ fn perfdhcp_load_without_errors() {
     // perfdhcp's giaddr must be a listed relay (any other relayed request is dropped).
     std::fs::write(
         &net.file,
-        CLUSTER.replace("UNKNOWN", "discover").replace(
-            "lease_time: 1h}",
-            "lease_time: 1h, relays: [10.199.0.50]}",
-        ),
+        CLUSTER
+            .replace("UNKNOWN", "discover")
+            .replace("lease_time: 1h}", "lease_time: 1h, relays: [10.199.0.50]}"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let slipway = net.start();

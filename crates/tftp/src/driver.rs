@@ -238,6 +238,7 @@ where
     let mut running: HashMap<tokio::task::Id, (SocketAddr, TransferId)> = HashMap::new();
     let mut handles: HashMap<TransferId, AbortHandle> = HashMap::new();
     let mut buf = vec![0u8; 2048];
+    let mut quiet = LogLimit::default();
     tokio::pin!(shutdown);
 
     loop {
@@ -289,14 +290,24 @@ where
                         handles.insert(id, handle);
                     }
                     Accept::Refuse(refusal) => {
-                        warn!(%client, reason = %refusal, "TFTP request refused");
+                        if quiet.allows(client.ip(), Instant::now()) {
+                            warn!(%client, reason = %refusal, "TFTP request refused (further refusals of this client: not logged for 10 s)");
+                        }
                         if let Err(e) = socket.send_to(&refusal.reply(), client).await {
                             debug!(%client, "cannot send the refusal: {e}");
                         }
                     }
                     Accept::Ignore(Ignored::Busy) => {
-                        warn!(%client, max_transfers = config.max_transfers,
-                            "TFTP request dropped: too many transfers running (the client will retry)");
+                        if quiet.allows(IpAddr::from([0, 0, 0, 0]), Instant::now()) {
+                            warn!(%client, max_transfers = config.max_transfers,
+                                "TFTP request dropped: too many transfers running (the client will retry; not logged again for 10 s)");
+                        }
+                    }
+                    Accept::Ignore(Ignored::ClientBusy) => {
+                        if quiet.allows(client.ip(), Instant::now()) {
+                            warn!(%client, max_per_client = config.max_transfers_per_client,
+                                "TFTP request dropped: this client runs too many transfers (not logged again for 10 s)");
+                        }
                     }
                     Accept::Ignore(reason) => debug!(%client, ?reason, "TFTP datagram ignored"),
                 }
@@ -314,6 +325,38 @@ where
         tasks.abort_all();
     }
     Ok(())
+}
+
+/// At most one log line per key (a client address) per [`LogLimit::EVERY`], in bounded
+/// memory: a flood of requests costs a line per source per period, not one per request.
+#[derive(Debug, Default)]
+struct LogLimit {
+    last: HashMap<IpAddr, Instant>,
+}
+
+impl LogLimit {
+    const EVERY: Duration = Duration::from_secs(10);
+    const MAX_KEYS: usize = 4096;
+
+    /// Whether a line about `key` may be logged at `now` (and notes that it was).
+    fn allows(&mut self, key: IpAddr, now: Instant) -> bool {
+        if self
+            .last
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < Self::EVERY)
+        {
+            return false;
+        }
+        if self.last.len() >= Self::MAX_KEYS {
+            self.last
+                .retain(|_, t| now.duration_since(*t) < Self::EVERY);
+            if self.last.len() >= Self::MAX_KEYS {
+                return false;
+            }
+        }
+        self.last.insert(key, now);
+        true
+    }
 }
 
 /// One accepted request, run as a task.
@@ -384,6 +427,10 @@ impl Job {
         // One timer for the whole transfer, moved to each new deadline.
         let timer = tokio::time::sleep(IDLE);
         tokio::pin!(timer);
+        // However it progresses, a transfer ends after max_transfer_time.
+        let give_up = tokio::time::sleep(config.max_transfer_time);
+        tokio::pin!(give_up);
+        let mut gave_up = false;
         loop {
             while let Some(transmit) = transfer.poll_transmit(&mut out) {
                 if let Err(e) = socket.send_to(&out, transmit.destination).await {
@@ -408,6 +455,12 @@ impl Job {
                     Err(e) => debug!(%client, "transfer socket: {e}"),
                 },
                 () = &mut timer => transfer.handle_timeout(Instant::now()),
+                () = &mut give_up, if !gave_up => {
+                    gave_up = true;
+                    warn!(%client, %file, bytes_acked = transfer.bytes_acked(),
+                        max_secs = config.max_transfer_time.as_secs(), "TFTP transfer ran too long: ended");
+                    transfer.cancel("transfer ran too long");
+                }
                 _ = cancel.changed() => transfer.cancel("server shutting down"),
             }
         }

@@ -88,6 +88,15 @@ pub struct Config {
     /// Transfers running at once; further requests are dropped unanswered (clients
     /// retransmit their request and find a slot later). Default 512.
     pub max_transfers: usize,
+    /// Transfers running at once for one client address (a boot fetches one file at a
+    /// time): a flood from one host cannot take every slot. Default 8.
+    pub max_transfers_per_client: usize,
+    /// The longest `timeout` (RFC 2349) accepted from a client; a longer one is left
+    /// out of the OACK and [`Config::timeout`] applies. Default 5 s.
+    pub max_client_timeout: Duration,
+    /// The longest a transfer may run, however it progresses (a client ACKing just
+    /// before each timeout would otherwise hold a slot for hours). Default 10 min.
+    pub max_transfer_time: Duration,
     /// Interface to bind every socket to (`SO_BINDTODEVICE`), e.g. the provisioning
     /// bridge. Needs `CAP_NET_RAW` (root); [`serve`] fails with a message saying so.
     /// Default: none.
@@ -103,6 +112,9 @@ impl Default for Config {
             max_timeout: Duration::from_secs(8),
             max_retries: 5,
             max_transfers: 512,
+            max_transfers_per_client: 8,
+            max_client_timeout: Duration::from_secs(5),
+            max_transfer_time: Duration::from_secs(600),
             interface: None,
         }
     }

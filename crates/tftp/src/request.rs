@@ -19,7 +19,7 @@
 //!   answered, so the server cannot be used to reflect traffic.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::Config;
 use crate::wire::{ErrorCode, Opcode, Packet, Repr, RequestRepr, WireError};
@@ -231,6 +231,9 @@ pub enum Ignored {
     /// The same request again from a client port whose transfer is running: the
     /// client retransmitted its RRQ; the running transfer answers it.
     Duplicate,
+    /// As many transfers run for this client's address as
+    /// [`Config::max_transfers_per_client`] allows.
+    ClientBusy,
     /// As many transfers run as the configuration allows: the client will retransmit
     /// its RRQ and may find a free slot then.
     Busy,
@@ -281,7 +284,10 @@ struct Active {
 #[derive(Debug)]
 pub struct Endpoint {
     max_transfers: usize,
+    max_per_client: usize,
     active: HashMap<SocketAddr, Active>,
+    /// Transfers running per client address (every port of one host together).
+    per_host: HashMap<IpAddr, usize>,
     next_id: u64,
 }
 
@@ -290,7 +296,9 @@ impl Endpoint {
     pub fn new(config: &Config) -> Endpoint {
         Endpoint {
             max_transfers: config.max_transfers.max(1),
+            max_per_client: config.max_transfers_per_client.max(1),
             active: HashMap::new(),
+            per_host: HashMap::new(),
             next_id: 1,
         }
     }
@@ -308,8 +316,15 @@ impl Endpoint {
             Err(refusal) => return Accept::Refuse(refusal),
         };
         let replaces = self.active.get(&client).map(|a| a.id);
-        if replaces.is_none() && self.active.len() >= self.max_transfers {
-            return Accept::Ignore(Ignored::Busy);
+        if replaces.is_none() {
+            if self.active.len() >= self.max_transfers {
+                return Accept::Ignore(Ignored::Busy);
+            }
+            let host = self.per_host.entry(client.ip()).or_insert(0);
+            if *host >= self.max_per_client {
+                return Accept::Ignore(Ignored::ClientBusy);
+            }
+            *host += 1;
         }
         let id = TransferId(self.next_id);
         self.next_id += 1;
@@ -332,6 +347,12 @@ impl Endpoint {
     pub fn finished(&mut self, client: SocketAddr, id: TransferId) {
         if self.active.get(&client).is_some_and(|a| a.id == id) {
             self.active.remove(&client);
+            if let Some(n) = self.per_host.get_mut(&client.ip()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_host.remove(&client.ip());
+                }
+            }
         }
     }
 

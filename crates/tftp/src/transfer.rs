@@ -115,9 +115,12 @@ pub struct Negotiated {
     /// Blocks sent before waiting for an ACK: 1, or the client's `windowsize` clamped
     /// to [`Config::max_windowsize`].
     pub windowsize: u16,
-    /// The first retransmission timeout: the client's `timeout`, else
-    /// [`Config::timeout`].
+    /// The first retransmission timeout: the client's `timeout` when it is at most
+    /// [`Config::max_client_timeout`], else [`Config::timeout`].
     pub timeout: Duration,
+    /// Whether the client's `timeout` was accepted (and goes in the OACK; RFC 2349
+    /// lets a server only echo it or leave it out).
+    pub timeout_accepted: bool,
     /// The size announced in the OACK, when the client asked for `tsize`.
     pub tsize: Option<u64>,
     /// Whether the transfer starts with an OACK (some option was accepted).
@@ -143,12 +146,17 @@ pub fn negotiate(options: &RequestedOptions, size: u64, config: &Config) -> Nego
     let windowsize = options
         .windowsize
         .map(|w| w.clamp(1, config.max_windowsize.max(1)));
-    let timeout = options.timeout.map(|t| Duration::from_secs(u64::from(t)));
+    // A long client timeout would let one request hold a transfer slot for minutes.
+    let timeout = options
+        .timeout
+        .map(|t| Duration::from_secs(u64::from(t)))
+        .filter(|t| *t <= config.max_client_timeout);
     let tsize = options.tsize.then_some(size);
     Negotiated {
         blksize: blksize.unwrap_or(512),
         windowsize: windowsize.unwrap_or(1),
         timeout: timeout.unwrap_or(config.timeout),
+        timeout_accepted: timeout.is_some(),
         tsize,
         oack: blksize.is_some() || windowsize.is_some() || timeout.is_some() || tsize.is_some(),
     }
@@ -538,7 +546,7 @@ impl<D: ReadAt> Transfer<D> {
                 value: &blksize,
             });
         }
-        if asked.timeout.is_some() {
+        if n.timeout_accepted {
             options.push(OptionRepr {
                 name: "timeout",
                 value: &timeout,

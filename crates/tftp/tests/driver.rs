@@ -380,3 +380,101 @@ fn binds_to_an_interface_or_says_why_not() {
         .unwrap_err();
     assert!(err.to_string().contains("may be running"), "{err}");
 }
+
+#[test]
+fn a_flood_from_one_host_leaves_slots_for_the_others() {
+    // 32 slots; one host opens 64 transfers that it never acknowledges (asking a
+    // 255 s timeout), then another host fetches a file.
+    let config = Config {
+        max_transfers: 32,
+        ..Config::default()
+    };
+    let data = random_bytes(9, 3000);
+    let server = Server::start(source_with("f", data.clone()), config);
+    let flood: Vec<UdpSocket> = (0..64)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            s
+        })
+        .collect();
+    for s in &flood {
+        s.send_to(&rrq("f", &[("timeout", "255")]), server.addr)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = 0;
+    for s in &flood {
+        let got = receive_for(s, Duration::from_millis(20));
+        if let Some((_, first)) = got.first() {
+            answered += 1;
+            // The 255 s timeout is not granted: no OACK, plain DATA 1.
+            assert!(
+                matches!(
+                    Repr::parse_bytes(first).unwrap(),
+                    Repr::Data { block: 1, .. }
+                ),
+                "{:?}",
+                Repr::parse_bytes(first)
+            );
+        }
+    }
+    assert_eq!(answered, 8, "one host gets max_transfers_per_client slots");
+    // Another host is served while the flood holds its slots.
+    let other = UdpSocket::bind("127.0.0.3:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    other.send_to(&rrq("f", &[]), server.addr).unwrap();
+    let mut got = Vec::new();
+    let mut block = 1u16;
+    loop {
+        let (tid, bytes) = receive(&other);
+        let Repr::Data { block: b, data: d } = Repr::parse_bytes(&bytes).unwrap() else {
+            panic!("{:?}", Repr::parse_bytes(&bytes));
+        };
+        if b == block {
+            got.extend_from_slice(d);
+            block += 1;
+        }
+        other.send_to(&packet(Repr::Ack { block: b }), tid).unwrap();
+        if d.len() < 512 {
+            break;
+        }
+    }
+    assert_eq!(got, data);
+}
+
+#[test]
+fn a_transfer_ends_after_max_transfer_time_however_it_progresses() {
+    let config = Config {
+        max_transfer_time: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let server = Server::start(source_with("big", random_bytes(10, 100_000)), config);
+    let c = client();
+    c.send_to(&rrq("big", &[("blksize", "8")]), server.addr)
+        .unwrap();
+    let (tid, oack) = receive(&c);
+    assert!(matches!(
+        Repr::parse_bytes(&oack).unwrap(),
+        Repr::Oack { .. }
+    ));
+    c.send_to(&packet(Repr::Ack { block: 0 }), tid).unwrap();
+    let started = Instant::now();
+    // A slow but steady reader: one block every 200 ms.
+    let ended = loop {
+        assert!(started.elapsed() < Duration::from_secs(5), "never ended");
+        let (_, bytes) = receive(&c);
+        match Repr::parse_bytes(&bytes).unwrap() {
+            Repr::Data { block, .. } => {
+                std::thread::sleep(Duration::from_millis(200));
+                c.send_to(&packet(Repr::Ack { block }), tid).unwrap();
+            }
+            Repr::Error { message, .. } => break message.to_string(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(ended.contains("too long"), "{ended}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
