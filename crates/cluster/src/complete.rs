@@ -292,6 +292,8 @@ fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network>
             .as_ref()
             .map_or_else(|| vec![server], |v| v.iter().map(|s| s.value).collect()),
         upstream_dns: n.upstream_dns.iter().map(|s| s.value).collect(),
+        dns_clients: n.dns_clients.iter().map(|s| s.value).collect(),
+        dns_rate_limit: n.dns_rate_limit.as_ref().map_or(1000, |r| r.value),
         ntp: n.ntp.iter().map(|s| s.value.clone()).collect(),
         http_port: n.http_port.as_ref().map_or(8080, |p| p.value),
         dhcp: Dhcp {

@@ -144,6 +144,12 @@ pub struct Network {
     pub dns: Vec<Ipv4Addr>,
     /// Resolvers slipway forwards other names to; none means "refuse".
     pub upstream_dns: Vec<SocketAddr>,
+    /// Networks beyond the subnet (and loopback) whose DNS queries slipway answers;
+    /// queries from anywhere else are dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_clients: Vec<ipnet::IpNet>,
+    /// DNS queries answered per second per client address (0: no limit).
+    pub dns_rate_limit: u32,
     /// NTP servers (addresses or names) handed out.
     pub ntp: Vec<String>,
     /// Port of slipway's HTTP service.

@@ -69,6 +69,10 @@ pub struct NetworkSpec {
     pub dns: Option<Vec<Spanned<Ipv4Addr>>>,
     /// Upstream resolvers.
     pub upstream_dns: Vec<Spanned<SocketAddr>>,
+    /// Networks beyond the subnet whose DNS queries slipway answers.
+    pub dns_clients: Vec<Spanned<ipnet::IpNet>>,
+    /// DNS queries answered per second per client address (0: no limit).
+    pub dns_rate_limit: S<u32>,
     /// NTP servers.
     pub ntp: Vec<Spanned<String>>,
     /// HTTP port.
@@ -381,6 +385,27 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
         list_of(v, "`network.dns`", d, |n, d| {
             parse_as(n, "`network.dns`", IPV4, d)
         })
+    });
+    out.dns_clients = f
+        .get("dns_clients")
+        .map(|v| {
+            list_of(v, "`network.dns_clients`", d, |n, d| {
+                parse_as(
+                    n,
+                    "`network.dns_clients`",
+                    "a network (e.g. 10.50.0.0/16)",
+                    d,
+                )
+            })
+        })
+        .unwrap_or_default();
+    out.dns_rate_limit = f.get("dns_rate_limit").and_then(|v| {
+        parse_as(
+            v,
+            "`network.dns_rate_limit`",
+            "a number of queries per second (0: no limit)",
+            d,
+        )
     });
     out.upstream_dns = f
         .get("upstream_dns")

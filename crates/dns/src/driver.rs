@@ -51,7 +51,20 @@ pub struct Options {
     /// Most forwarded queries in flight at once; beyond it a query gets SERVFAIL at
     /// once instead of piling up (default 512).
     pub max_forwarded: usize,
+    /// The only client networks answered (and forwarded for); a UDP query from any
+    /// other source is dropped unanswered (no reflection, no open resolver) and a TCP
+    /// connection closed. Default: loopback only; `serve` adds the cluster's subnet.
+    pub allowed_clients: Vec<ipnet::IpNet>,
+    /// Most UDP queries answered per second per client address (a token bucket with
+    /// twice this as burst); beyond it queries are dropped (response-rate limiting:
+    /// a spoofed source cannot turn slipway into a flood). 0: no limit. Default 1000.
+    pub rate_limit: u32,
 }
+
+/// The largest UDP answer sent, whatever the client's EDNS buffer: 1232 bytes fits
+/// every path's MTU without fragmentation (the DNS Flag Day 2020 figure); larger
+/// answers are truncated and the client retries over TCP.
+pub const MAX_UDP_ANSWER: u16 = 1232;
 
 impl Default for Options {
     fn default() -> Self {
@@ -60,6 +73,68 @@ impl Default for Options {
             tcp_idle_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(2),
             max_forwarded: 512,
+            allowed_clients: vec![
+                ipnet::IpNet::from(
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).unwrap_or_default(),
+                ),
+                ipnet::IpNet::from(
+                    ipnet::Ipv6Net::new(std::net::Ipv6Addr::LOCALHOST, 128).unwrap_or_default(),
+                ),
+            ],
+            rate_limit: 1000,
+        }
+    }
+}
+
+/// Whether `source` is in one of `allowed`.
+fn allowed(allowed: &[ipnet::IpNet], source: std::net::IpAddr) -> bool {
+    let source = match source {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    allowed.iter().any(|net| net.contains(&source))
+}
+
+/// A token bucket per client address, in bounded memory: at most [`RateLimit::MAX_CLIENTS`]
+/// addresses are tracked; when full, buckets that have refilled are dropped, and if
+/// none has, a new address shares nothing and is limited as if its bucket were empty.
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    buckets: std::collections::HashMap<std::net::IpAddr, (f64, std::time::Instant)>,
+}
+
+impl RateLimit {
+    const MAX_CLIENTS: usize = 65_536;
+
+    fn new(per_second: u32) -> Option<RateLimit> {
+        (per_second > 0).then(|| RateLimit {
+            per_second: f64::from(per_second),
+            burst: f64::from(per_second) * 2.0,
+            buckets: std::collections::HashMap::new(),
+        })
+    }
+
+    /// Takes a token for `source` at `now`; false when it has none left.
+    fn take(&mut self, source: std::net::IpAddr, now: std::time::Instant) -> bool {
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= Self::MAX_CLIENTS {
+            let (rate, burst) = (self.per_second, self.burst);
+            self.buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
+            if self.buckets.len() >= Self::MAX_CLIENTS {
+                return false;
+            }
+        }
+        let (tokens, at) = self.buckets.entry(source).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -158,12 +233,15 @@ pub async fn serve(
         handler.clone(),
         options.tcp_max_connections,
         options.tcp_idle_timeout,
+        options.allowed_clients.clone(),
     );
     let udp = serve_udp(
         Arc::new(listeners.udp),
         zone,
         handler,
         options.max_forwarded,
+        options.allowed_clients.clone(),
+        RateLimit::new(options.rate_limit),
     );
     tokio::pin!(tcp, udp, shutdown);
     let result = tokio::select! {
@@ -244,13 +322,59 @@ impl RequestHandler for SharedCatalog {
         request: &Request,
         response_handle: R,
     ) -> ResponseInfo {
-        let response_handle = SetRecursionAvailable {
+        let mut response_handle = SetRecursionAvailable {
             inner: response_handle,
             recursion_available: self.recursion_available,
         };
+        if let Some(query) = request.queries.queries().first()
+            && query.query_type() == RecordType::ANY
+        {
+            return minimal_any(request, query.name(), &mut response_handle).await;
+        }
         self.catalog
             .handle_request::<_, T>(request, response_handle)
             .await
+    }
+}
+
+/// RFC 8482: an ANY query gets one synthesized HINFO record ("RFC8482"), never the
+/// whole of a name's records (nor a forwarded ANY): no amplification through ANY.
+async fn minimal_any<R: ResponseHandler>(
+    request: &Request,
+    name: &LowerName,
+    response_handle: &mut R,
+) -> ResponseInfo {
+    let mut metadata = hickory_proto::op::Metadata::response_from_request(&request.metadata);
+    metadata.authoritative = true;
+    let hinfo = Record::from_rdata(
+        Name::from(name.clone()),
+        3600,
+        hickory_proto::rr::RData::HINFO(hickory_proto::rr::rdata::HINFO::new(
+            "RFC8482".into(),
+            String::new(),
+        )),
+    );
+    let answers = [hinfo];
+    let response = MessageResponseBuilder::from_message_request(request).build(
+        metadata,
+        answers.iter(),
+        [].iter(),
+        [].iter(),
+        [].iter(),
+    );
+    match response_handle.send_response(response).await {
+        Ok(info) => info,
+        Err(error) => {
+            debug!(%error, "DNS: cannot send the RFC 8482 answer");
+            let mut metadata =
+                hickory_proto::op::Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            Header {
+                metadata,
+                counts: Default::default(),
+            }
+            .into()
+        }
     }
 }
 
@@ -463,7 +587,10 @@ async fn serve_udp(
     zone: ZoneHandle,
     handler: SharedCatalog,
     max_slow: usize,
+    clients: Vec<ipnet::IpNet>,
+    mut limit: Option<RateLimit>,
 ) -> io::Error {
+    let mut refused_logged: Option<std::time::Instant> = None;
     // Forwarded queries wait on upstreams; allow them beside the cap on forwarding.
     let slow = Arc::new(Semaphore::new(max_slow.max(1) * 2));
     let mut tasks = JoinSet::new();
@@ -475,6 +602,20 @@ async fn serve_udp(
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
             Err(e) => return e,
         };
+        if !allowed(&clients, src.ip()) {
+            let now = std::time::Instant::now();
+            if refused_logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                refused_logged = Some(now);
+                warn!(%src, "DNS: query from outside the allowed client networks dropped (logged once per 10 s)");
+            }
+            continue;
+        }
+        if let Some(limit) = limit.as_mut()
+            && !limit.take(src.ip(), std::time::Instant::now())
+        {
+            debug!(%src, "DNS: over the per-client rate limit, dropping");
+            continue;
+        }
         let query = &buf[..n];
         if let Some(reply) = crate::fast::answer(&zone, query, handler.recursion_available) {
             if let Err(error) = socket.send_to(&reply, src).await {
@@ -543,7 +684,10 @@ impl ResponseHandler for UdpReply {
     ) -> Result<ResponseInfo, NetError> {
         // As hickory's own UDP path: at most the client's EDNS payload (512 bytes
         // without EDNS); what does not fit is truncated (TC) by the encoder.
-        let max = response.edns().map_or(512, |e| e.max_payload());
+        let max = response
+            .edns()
+            .map_or(512, |e| e.max_payload())
+            .min(MAX_UDP_ANSWER);
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
         encoder.set_max_size(max);
@@ -560,6 +704,7 @@ async fn serve_tcp(
     handler: SharedCatalog,
     max_connections: usize,
     idle_timeout: Duration,
+    clients: Vec<ipnet::IpNet>,
 ) {
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut connections = JoinSet::new();
@@ -574,6 +719,11 @@ async fn serve_tcp(
                 continue;
             }
         };
+        if !allowed(&clients, peer.ip()) {
+            debug!(%peer, "DNS: TCP connection from outside the allowed client networks closed");
+            drop(stream);
+            continue;
+        }
         while connections.try_join_next().is_some() {}
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             debug!(%peer, "DNS: too many TCP connections, closing this one");

@@ -285,13 +285,8 @@ async fn answers_the_cluster_names() {
 
         let any = dig(at, &["lab.slipway.test", "ANY"]).await;
         assert_eq!(any.status, "NOERROR", "{}", any.text);
-        let mut types: Vec<&str> = any
-            .section("ANSWER")
-            .iter()
-            .map(|f| f[3].as_str())
-            .collect();
-        types.sort();
-        assert_eq!(types, ["NS", "SOA"], "{}", any.text);
+        // RFC 8482: one synthesized HINFO, not every record of the name.
+        assert_eq!(any.answers("HINFO"), ["\"RFC8482\" \"\""], "{}", any.text);
 
         let axfr = dig(at, &["lab.slipway.test", "AXFR"]).await;
         assert!(axfr.text.contains("Transfer failed"), "{}", axfr.text);
@@ -770,6 +765,93 @@ async fn fast_and_general_paths_answer_alike() {
         assert_eq!(fwd.answers("A"), ["10.50.0.9"], "{}", fwd.text);
         server.stop().await;
         upstream.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowed_clients_get_answers() {
+    bounded(async {
+        let mut options = Options::default();
+        options.allowed_clients = vec!["127.0.0.1/32".parse().expect("net")];
+        let server = Running::start(&lab(), vec![], options).await;
+        let inside = dig(server.addr, &["cp1.lab.slipway.test", "A"]).await;
+        assert_eq!(inside.answers("A"), ["10.99.0.11"], "{}", inside.text);
+        // Another source address (dig -b): no answer at all, over UDP or TCP.
+        let outside = dig(
+            server.addr,
+            &["-b", "127.0.0.2", "cp1.lab.slipway.test", "A"],
+        )
+        .await;
+        assert_eq!(outside.status, "NO ANSWER", "{}", outside.text);
+        let outside_tcp = dig(
+            server.addr,
+            &["-b", "127.0.0.2", "+tcp", "cp1.lab.slipway.test", "A"],
+        )
+        .await;
+        assert_eq!(outside_tcp.status, "NO ANSWER", "{}", outside_tcp.text);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_gets_one_hinfo_record_as_rfc_8482_says() {
+    bounded(async {
+        let server = Running::start(&lab(), vec![], Options::default()).await;
+        for proto in ["+notcp", "+tcp"] {
+            let any = dig(server.addr, &[proto, "cp1.lab.slipway.test", "ANY"]).await;
+            assert_eq!(any.status, "NOERROR", "{}", any.text);
+            assert_eq!(any.section("ANSWER").len(), 1, "{}", any.text);
+            assert_eq!(any.answers("HINFO"), ["\"RFC8482\" \"\""], "{}", any.text);
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_is_dropped_and_others_are_not() {
+    bounded(async {
+        let mut options = Options::default();
+        options.rate_limit = 10;
+        let server = Running::start(&lab(), vec![], options).await;
+        // 100 queries at once from one socket: the burst (20) is answered, then about
+        // 10 per second.
+        let flood = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let query = {
+            // cp1.lab.slipway.test A, id i.
+            let mut q = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            for label in ["cp1", "lab", "slipway", "test"] {
+                q.push(label.len() as u8);
+                q.extend_from_slice(label.as_bytes());
+            }
+            q.extend_from_slice(&[0, 0, 1, 0, 1]);
+            q
+        };
+        for i in 0..100u16 {
+            let mut q = query.clone();
+            q[..2].copy_from_slice(&i.to_be_bytes());
+            flood.send_to(&q, server.addr).await.expect("send");
+        }
+        let mut answered = 0;
+        let mut buf = [0u8; 512];
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(300), flood.recv_from(&mut buf)).await
+        {
+            answered += 1;
+        }
+        assert!((20..=25).contains(&answered), "answered {answered} of 100");
+        // Another client address is unaffected.
+        let other = dig(
+            server.addr,
+            &["-b", "127.0.0.1", "cp1.lab.slipway.test", "A"],
+        )
+        .await;
+        assert_eq!(other.answers("A"), ["10.99.0.11"], "{}", other.text);
+        server.stop().await;
     })
     .await;
 }

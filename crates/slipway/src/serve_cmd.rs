@@ -135,6 +135,20 @@ fn warn_missing_mirror(cluster: &Cluster) {
     }
 }
 
+/// The DNS server's limits: queries answered only from loopback, the cluster's subnet
+/// and `network.dns_clients`, at most `network.dns_rate_limit` per second per client.
+fn dns_options(cluster: &Cluster) -> slipway_dns::Options {
+    let mut options = slipway_dns::Options::default();
+    options
+        .allowed_clients
+        .push(ipnet::IpNet::V4(cluster.network.subnet));
+    options
+        .allowed_clients
+        .extend(cluster.network.dns_clients.iter().copied());
+    options.rate_limit = cluster.network.dns_rate_limit;
+    options
+}
+
 /// What a SIGHUP needs to load the cluster file again.
 struct Reload {
     file: PathBuf,
@@ -324,17 +338,12 @@ async fn run(
             .with_context(|| format!("DNS: cannot listen on {addr}"))?;
         say!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
         let upstreams = cluster.network.upstream_dns.clone();
+        let options = dns_options(&cluster);
         let rx = stop_rx.clone();
         tasks.spawn(async move {
-            slipway_dns::serve(
-                listeners,
-                handle,
-                &upstreams,
-                &slipway_dns::Options::default(),
-                stopped(rx),
-            )
-            .await
-            .context("DNS server")
+            slipway_dns::serve(listeners, handle, &upstreams, &options, stopped(rx))
+                .await
+                .context("DNS server")
         });
     }
 
