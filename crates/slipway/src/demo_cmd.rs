@@ -18,6 +18,11 @@ const FILES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "tests/e2e/lib.sh",
+        include_str!("../../../tests/e2e/lib.sh"),
+        false,
+    ),
+    (
         "tests/e2e/testos/build.sh",
         include_str!("../../../tests/e2e/testos/build.sh"),
         true,
