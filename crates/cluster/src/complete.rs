@@ -305,6 +305,7 @@ fn network(spec: &Spec, host: &dyn Host, d: &mut Diagnostics) -> Option<Network>
                 .map_or(LeaseTime::Seconds(3600), |l| l.value),
             unknown_machines: unknown,
             relays: n.relays.iter().map(|r| r.value).collect(),
+            new_clients_per_second: n.new_clients_per_second.as_ref().map_or(1000, |r| r.value),
         },
     })
 }

@@ -195,6 +195,9 @@ pub struct Dhcp {
     /// request from any other giaddr is dropped. Empty: no relayed request is answered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub relays: Vec<std::net::Ipv4Addr>,
+    /// Most machines without a reservation that get a first pool offer per second
+    /// (discover mode); 0: no limit.
+    pub new_clients_per_second: u32,
 }
 
 /// Operating system family.

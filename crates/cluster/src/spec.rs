@@ -87,6 +87,8 @@ pub struct NetworkSpec {
     pub unknown_machines: S<UnknownPolicy>,
     /// DHCP relay agents (giaddr) whose relayed requests are answered.
     pub relays: Vec<Spanned<Ipv4Addr>>,
+    /// First pool offers per second at most (0: no limit).
+    pub new_clients_per_second: S<u32>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
@@ -458,6 +460,14 @@ fn network(n: &Node, d: &mut Diagnostics) -> NetworkSpec {
                 })
             })
             .unwrap_or_default();
+        out.new_clients_per_second = g.get("new_clients_per_second").and_then(|v| {
+            parse_as(
+                v,
+                "`network.dhcp.new_clients_per_second`",
+                "a number of machines per second (0: no limit)",
+                d,
+            )
+        });
         g.finish(d);
     }
     f.finish(d);

@@ -320,6 +320,10 @@ fn log(event: &Event) {
             remembered,
             "more unknown machines than slipway remembers: ignoring them without a log line each (once per 10 minutes)"
         ),
+        Event::RateLimited { dropped } => tracing::warn!(
+            dropped,
+            "DHCP requests from machines without a reservation dropped by the rate limits (reported once per 10 minutes)"
+        ),
         Event::RelayRefused(giaddr) => tracing::warn!(
             %giaddr,
             "relayed DHCP request refused: this giaddr is not in network.dhcp.relays"

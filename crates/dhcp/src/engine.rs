@@ -26,6 +26,11 @@ pub const OFFER_HOLD_SECS: u64 = 60;
 pub const DECLINE_HOLD_SECS: u64 = 600;
 /// How long before the same unknown MAC is logged again.
 pub const UNKNOWN_LOG_EVERY_SECS: u64 = 600;
+/// Most answers one MAC without a reservation gets per second (a client sends a few
+/// packets per exchange; a MAC sending thousands is flooding).
+pub const MAX_ANSWERS_PER_MAC_PER_SEC: u32 = 10;
+/// How many MACs are counted for [`MAX_ANSWERS_PER_MAC_PER_SEC`] at once at most.
+pub const MAX_MACS_COUNTED: usize = 16_384;
 /// How many unknown MACs are remembered (to log each once per period) at most: past
 /// this, a flood of random MACs is logged once per period as a whole, and the
 /// memory it can take is bounded.
@@ -102,6 +107,12 @@ pub enum Event {
         /// How many are remembered and reported one by one.
         remembered: usize,
     },
+    /// Requests from machines without a reservation were dropped by the rate limits
+    /// (reported once per period, with how many since the last report).
+    RateLimited {
+        /// Requests dropped.
+        dropped: u64,
+    },
     /// A relayed request came from a giaddr that is not a configured relay and was
     /// dropped (reported once per period per address).
     RelayRefused(Ipv4Addr),
@@ -167,6 +178,9 @@ pub struct Config {
     /// Relay agents (giaddr) whose relayed requests are answered; any other relayed
     /// request is dropped.
     pub relays: HashSet<Ipv4Addr>,
+    /// Most machines without a reservation, lease or offer that get a pool offer per
+    /// second (a flood of random MACs cannot take the pool or the CPU); 0: no limit.
+    pub new_clients_per_sec: u32,
     /// What to boot, by client kind.
     pub boot: BootFiles,
 }
@@ -251,6 +265,15 @@ pub struct Engine {
     logged_unknown: Deadlines<MacAddr>,
     /// Relays refused lately, until they may be reported again.
     refused_relays: Deadlines<Ipv4Addr>,
+    /// Answers per MAC without a reservation in the current second.
+    answers: HashMap<MacAddr, u32>,
+    /// The second `answers` and `new_clients` count.
+    counted_second: u64,
+    /// Machines that got a first pool offer in the current second.
+    new_clients: u32,
+    /// Requests dropped by the rate limits since the last report, and until when the
+    /// next report waits.
+    limited: (u64, u64),
     /// Unknown MACs ignored without a report since the start (the table was full).
     unknown_unlogged: u64,
     /// Until when a flood of unknown MACs is not reported again.
@@ -269,6 +292,10 @@ impl Engine {
             declined: Deadlines::default(),
             logged_unknown: Deadlines::default(),
             refused_relays: Deadlines::default(),
+            answers: HashMap::new(),
+            counted_second: 0,
+            new_clients: 0,
+            limited: (0, 0),
             unknown_unlogged: 0,
             flood_logged_until: 0,
         }
@@ -376,6 +403,9 @@ impl Engine {
             }
             return out;
         }
+        if !known && !self.within_rate(now, mac, kind, &mut out) {
+            return out;
+        }
         match self.config.mode {
             DhcpMode::Off => {}
             DhcpMode::Proxy => self.proxy(&req, kind, mac, src, port, &mut out),
@@ -385,6 +415,57 @@ impl Engine {
             DhcpMode::Authoritative => self.proxy(&req, kind, mac, src, port, &mut out),
         }
         out
+    }
+
+    /// Whether a request of `kind` from `mac` (no reservation) may be answered at `now`:
+    /// at most [`MAX_ANSWERS_PER_MAC_PER_SEC`] answers per MAC, and at most
+    /// `new_clients_per_sec` first offers in all. Drops are reported in bulk, once per
+    /// [`UNKNOWN_LOG_EVERY_SECS`].
+    fn within_rate(
+        &mut self,
+        now: u64,
+        mac: MacAddr,
+        kind: MessageType,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        if now != self.counted_second {
+            self.counted_second = now;
+            self.answers.clear();
+            self.new_clients = 0;
+        }
+        let counted = self.answers.len();
+        let per_mac_ok = match self.answers.entry(mac) {
+            std::collections::hash_map::Entry::Occupied(mut n) => {
+                *n.get_mut() += 1;
+                *n.get() <= MAX_ANSWERS_PER_MAC_PER_SEC
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                // More MACs in one second than are counted: the global limit still holds.
+                if counted < MAX_MACS_COUNTED {
+                    v.insert(1);
+                }
+                true
+            }
+        };
+        let new_client = kind == MessageType::Discover
+            && self.book.lease(mac).is_none()
+            && self.book.offered(mac).is_none();
+        let limit = self.config.new_clients_per_sec;
+        let global_ok = !new_client || limit == 0 || self.new_clients < limit;
+        if per_mac_ok && global_ok {
+            if new_client {
+                self.new_clients += 1;
+            }
+            return true;
+        }
+        self.limited.0 += 1;
+        if now >= self.limited.1 {
+            out.push(Action::Log(Event::RateLimited {
+                dropped: self.limited.0,
+            }));
+            self.limited = (0, now.saturating_add(UNKNOWN_LOG_EVERY_SECS));
+        }
+        false
     }
 
     /// Drops offers and quarantines whose time has passed: at most once a second (the

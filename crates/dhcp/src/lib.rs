@@ -28,6 +28,7 @@
 //!     unknown: UnknownPolicy::Discover,
 //!     reservations: HashMap::new(),
 //!     relays: Default::default(),
+//!     new_clients_per_sec: 1000,
 //!     boot: BootFiles {
 //!         bios: "undionly.kpxe".into(),
 //!         uefi: "snponly.efi".into(),

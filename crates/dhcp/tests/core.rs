@@ -40,6 +40,7 @@ fn config(mode: &str, unknown: &str) -> Config {
             (mac(2), reservation(21, "w1")),
         ]),
         relays: [Ipv4Addr::new(10, 98, 0, 1)].into(),
+        new_clients_per_sec: 0,
         boot: BootFiles {
             bios: "undionly.kpxe".into(),
             uefi: "snponly.efi".into(),
@@ -741,4 +742,55 @@ fn a_flood_of_random_unknown_macs_takes_bounded_memory_and_one_log_line() {
     assert_eq!(logged, max);
     assert_eq!(floods, 1, "the rest is reported once");
     assert_eq!(s.sizes().unknown_unlogged, 100_000 - max as u64);
+}
+
+#[test]
+fn discover_mode_is_rate_limited_per_mac_and_for_new_machines() {
+    let mut c = config("authoritative", "discover");
+    c.new_clients_per_sec = 2;
+    c.pool = Some((Ipv4Addr::new(10, 99, 0, 100), Ipv4Addr::new(10, 99, 0, 199)));
+    let mut s = Server::new(c, vec![]);
+    let offers = |actions: &[Action]| sent(actions).len();
+    // Three new machines in one second: two get offers, the third waits.
+    let (a, b, x) = (
+        MacAddr([2, 1, 0, 0, 0, 1]),
+        MacAddr([2, 1, 0, 0, 0, 2]),
+        MacAddr([2, 1, 0, 0, 0, 3]),
+    );
+    assert_eq!(
+        offers(&handle(&mut s, 100, &request(MessageType::Discover, a))),
+        1
+    );
+    assert_eq!(
+        offers(&handle(&mut s, 100, &request(MessageType::Discover, b))),
+        1
+    );
+    let third = handle(&mut s, 100, &request(MessageType::Discover, x));
+    assert_eq!(third, [Action::Log(Event::RateLimited { dropped: 1 })]);
+    // A machine already offered is not new: its retransmission is answered.
+    assert_eq!(
+        offers(&handle(&mut s, 100, &request(MessageType::Discover, a))),
+        1
+    );
+    // The next second, the third gets its offer.
+    assert_eq!(
+        offers(&handle(&mut s, 101, &request(MessageType::Discover, x))),
+        1
+    );
+    // One MAC sending 50 requests in a second gets 10 answers.
+    let answered: usize = (0..50)
+        .map(|_| offers(&handle(&mut s, 102, &request(MessageType::Discover, a))))
+        .sum();
+    assert_eq!(answered, 10);
+    // Reserved machines are never limited.
+    let answered: usize = (0..50)
+        .map(|_| {
+            offers(&handle(
+                &mut s,
+                102,
+                &request(MessageType::Discover, mac(1)),
+            ))
+        })
+        .sum();
+    assert_eq!(answered, 50);
 }

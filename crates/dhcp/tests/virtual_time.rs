@@ -248,6 +248,7 @@ fn config(pool: (Ipv4Addr, Ipv4Addr), reservations: HashMap<MacAddr, Reservation
         unknown: UnknownPolicy::Discover,
         reservations,
         relays: HashSet::new(),
+        new_clients_per_sec: 1000,
         boot: BootFiles {
             bios: "undionly.kpxe".into(),
             uefi: "snponly.efi".into(),

@@ -43,6 +43,7 @@ pub fn config(c: &Cluster) -> slipway_dhcp::Config {
             })
             .collect(),
         relays: net.dhcp.relays.iter().copied().collect(),
+        new_clients_per_sec: net.dhcp.new_clients_per_second,
         boot: slipway_dhcp::BootFiles {
             bios: bootfiles::BIOS_IPXE.into(),
             uefi: bootfiles::UEFI_IPXE.into(),
