@@ -8,6 +8,7 @@
 //! URL layout.
 #![deny(missing_docs)]
 
+pub mod bounded;
 pub mod files;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -128,18 +129,13 @@ pub async fn serve(
     service: Arc<Live>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
-    // Small responses go out at once: without TCP_NODELAY, Nagle's algorithm holds a
-    // body written after its headers until the client's delayed ACK (tens of ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    bounded::serve_bounded(
+        listener,
+        router(service),
+        bounded::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
