@@ -54,7 +54,7 @@ use types::{
 pub struct ApiDoc;
 
 /// Every operator route as (method, path), paths in OpenAPI's `{param}` syntax,
-/// which is axum's too. [`routes`] registers exactly these.
+/// which is axum's too. The router registers exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/machines"),
     ("GET", "/api/v1/machines/{id}"),

@@ -6,7 +6,7 @@
 //! anyone else gets 403 and a log line), install reports and re-arming an install.
 //!
 //! The protocols are adapters over it: [`Live`] implements `slipway-http`'s
-//! [`Provisioning`] port, and [`Generated`] is the TFTP source of the per-machine
+//! [`Provisioning`](slipway_http::Provisioning) port, and [`Generated`] is the TFTP source of the per-machine
 //! pxelinux and GRUB configurations.
 //!
 //! ```no_run
