@@ -399,13 +399,11 @@ pub fn provision(
             }
         };
         for m in machines {
-            let Some(host) = m["hostname"].as_str() else {
-                continue;
-            };
+            let host = m.hostname.as_str();
             let Some(last) = watching.get_mut(host) else {
                 continue;
             };
-            let state = m["state"].as_str().unwrap_or("unknown").to_string();
+            let state = m.state.clone();
             if *last != state {
                 println!(
                     "{host:<16} {state:<11} +{:.0}s",
@@ -423,7 +421,7 @@ pub fn provision(
                 }
                 "failed" => {
                     watching.remove(host);
-                    let why = m["reason"].as_str().unwrap_or("failed").to_string();
+                    let why = m.reason.clone().unwrap_or_else(|| "failed".into());
                     outcome.insert(host.to_string(), Err(why));
                 }
                 _ => {}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::Value;
+use slipway_http::api::types::{MachineList, MachineView};
 
 use crate::EXIT_INVALID;
 use crate::check::{load_valid, write_stdout};
@@ -20,12 +21,12 @@ fn api_base(file: &Path, api: Option<&str>, offline: bool) -> anyhow::Result<Opt
         .map(|c| format!("http://{}:{}", c.network.server, c.network.http_port)))
 }
 
-fn get(url: &str) -> anyhow::Result<Value> {
+fn get<T: serde::de::DeserializeOwned>(url: &str) -> anyhow::Result<T> {
     let mut resp = ureq::get(url).call().with_context(|| {
         format!("asking {url} (is `slipway serve` running? give --api URL otherwise)")
     })?;
     resp.body_mut()
-        .read_json::<Value>()
+        .read_json::<T>()
         .with_context(|| format!("reading {url}"))
 }
 
@@ -72,7 +73,7 @@ pub fn status(
     let Some(base) = api_base(file, api, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let v = get(&format!("{base}/api/v1/machines"))?;
+    let v: MachineList = get(&format!("{base}/api/v1/machines"))?;
     if json {
         write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
@@ -89,22 +90,21 @@ pub fn status(
         ]
         .map(String::from),
     ];
-    for m in v["machines"].as_array().cloned().unwrap_or_default() {
-        let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
-        let mut state = s("state");
-        if let Some(r) = m["reason"].as_str() {
+    for m in v.machines {
+        let mut state = m.state;
+        if let Some(r) = &m.reason {
             state = format!("{state} ({r})");
         }
         rows.push([
-            s("hostname"),
-            s("mac"),
-            s("ip"),
-            s("firmware"),
+            m.hostname,
+            m.mac.to_string(),
+            m.ip.to_string(),
+            m.firmware.unwrap_or_else(|| "-".into()),
             state,
-            when(m["since"].as_u64()),
-            m["last_event"]["input"]
-                .as_null()
-                .map_or_else(|| describe(&m["last_event"]["input"]), |_| "-".into()),
+            when(m.since),
+            m.last_event
+                .filter(|e| !e.input.is_null())
+                .map_or_else(|| "-".into(), |e| describe(&e.input)),
         ]);
     }
     let mut widths = [0usize; 7];
@@ -138,26 +138,20 @@ pub fn events(
     };
     let hosts: Vec<String> = match node {
         Some(n) => vec![n.to_string()],
-        None => get(&format!("{base}/api/v1/machines"))?["machines"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| m["hostname"].as_str().map(String::from))
-            .collect(),
+        None => machines(&base)?.into_iter().map(|m| m.hostname).collect(),
     };
     let mut lines: Vec<(u64, String)> = Vec::new();
     for h in hosts {
-        let m = get(&format!("{base}/api/v1/machines/{h}"))?;
-        for e in m["events"].as_array().cloned().unwrap_or_default() {
-            let at = e["at"].as_u64().unwrap_or(0);
+        let m: MachineView = get(&format!("{base}/api/v1/machines/{h}"))?;
+        for e in m.events.unwrap_or_default() {
+            let at = e.at;
             lines.push((
                 at,
                 format!(
                     "{at}  {h:<20} {:<11} -> {:<11} {}",
-                    e["from"].as_str().unwrap_or("?"),
-                    e["to"].as_str().unwrap_or("?"),
-                    describe(&e["input"])
+                    e.from,
+                    e.to,
+                    describe(&e.input)
                 ),
             ));
         }
@@ -223,21 +217,14 @@ pub fn rearm(base: &str, token: &str, node: &str) -> anyhow::Result<Result<u64, 
     if status != 200 {
         return Ok(Err(format!("{status}: {}", body.trim())));
     }
-    let v: Value = serde_json::from_str(&body).unwrap_or_default();
-    Ok(Ok(v["generation"].as_u64().unwrap_or_default()))
+    let generation = serde_json::from_str::<MachineView>(&body).map_or(0, |m| m.generation);
+    Ok(Ok(u64::from(generation)))
 }
 
-/// The machines as the API at `base` lists them (hostname → its JSON).
-pub fn machines(base: &str) -> anyhow::Result<Vec<Value>> {
-    let v = get(&format!("{base}/api/v1/machines"))?;
-    Ok(match v {
-        Value::Array(a) => a,
-        Value::Object(mut m) => match m.remove("machines") {
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    })
+/// The machines as the API at `base` lists them.
+pub fn machines(base: &str) -> anyhow::Result<Vec<MachineView>> {
+    let v: MachineList = get(&format!("{base}/api/v1/machines"))?;
+    Ok(v.machines)
 }
 
 /// The API base URL for `cluster` (or `api` when given).

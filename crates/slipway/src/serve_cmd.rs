@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use slipway_cluster::{Cluster, DhcpMode};
 use slipway_dhcp::driver::Listen;
-use slipway_http::Service;
+use slipway_serve::Snapshot;
 use slipway_store::tracker::Tracker;
 use slipway_store::{LeaseStore, RedbStore};
 use tokio::sync::watch;
@@ -159,7 +159,7 @@ struct Reload {
 
 /// The running services' handles that a reload updates.
 struct Handles {
-    http: Arc<slipway_http::Live>,
+    http: Arc<slipway_serve::Live>,
     dns: Option<slipway_dns::ZoneHandle>,
     dhcp: Option<Arc<Mutex<slipway_dhcp::Engine>>>,
     boot_dir: PathBuf,
@@ -212,7 +212,7 @@ impl Reload {
             }
         }
         let nodes = cluster.nodes.len();
-        h.http.replace(Service {
+        h.http.replace(Snapshot {
             cluster,
             secrets,
             template,
@@ -259,8 +259,8 @@ async fn run(
         cluster.network.http_port,
     ));
     let tracker = reload.tracker.clone();
-    let live = slipway_http::Live::tracking(
-        Service {
+    let live = slipway_serve::Live::tracking(
+        Snapshot {
             cluster: cluster.clone(),
             secrets,
             template: template(&cluster)?,
@@ -285,10 +285,7 @@ async fn run(
 
     // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
     if !listen.no_tftp {
-        let generated = Arc::new(Generated {
-            live: live.clone(),
-            tracker: tracker.clone(),
-        });
+        let generated = Arc::new(slipway_serve::Generated::new(live.clone()));
         let mut layers: Vec<Arc<dyn slipway_tftp::Source>> = vec![generated];
         let mut dirs = vec![
             listen.boot_dir.clone(),
@@ -469,62 +466,6 @@ async fn run(
     }
     tracing::info!("stopped");
     outcome
-}
-
-/// The TFTP files slipway writes itself, made at each request from the configuration
-/// in force and the machine's life: pxelinux's `default` (boot the local disk), and per
-/// node `pxelinux.cfg/01-<mac>` and `grub.cfg-01-<mac>`, which install a machine until
-/// it is installed and boot its disk from then on (install once, as iPXE does).
-struct Generated {
-    live: Arc<slipway_http::Live>,
-    tracker: Arc<Tracker>,
-}
-
-impl slipway_tftp::Source for Generated {
-    fn open(
-        &self,
-        path: &str,
-        client: SocketAddr,
-    ) -> Result<slipway_tftp::Content, slipway_tftp::OpenError> {
-        use slipway_render::{boot, grub, pxelinux};
-        if path == "pxelinux.cfg/default" {
-            return Ok(slipway_tftp::Content::bytes(
-                pxelinux::default_config().into_bytes(),
-            ));
-        }
-        let (kind, mac) = if let Some(m) = path.strip_prefix("pxelinux.cfg/01-") {
-            ("pxelinux", m)
-        } else if let Some(m) = path.strip_prefix("grub.cfg-01-") {
-            ("grub", m)
-        } else {
-            return Err(slipway_tftp::OpenError::NotFound);
-        };
-        let service = self.live.current();
-        let cluster = &service.cluster;
-        let Some(node) = mac.parse().ok().and_then(|m| cluster.node_by_mac(m)) else {
-            return Err(slipway_tftp::OpenError::NotFound);
-        };
-        let input = slipway_lifecycle::Input::BootScript {
-            firmware: kind.into(),
-        };
-        if let Err(e) = self
-            .tracker
-            .record(node.mac, slipway_store::tracker::now(), input)
-        {
-            tracing::error!(mac = %node.mac, "cannot record the boot: {e}");
-        }
-        let installer = self.tracker.boots_installer(node.mac);
-        tracing::info!(host = node.hostname, %client, kind, installer, "boot config over TFTP");
-        let urls = slipway_render::Urls::new(cluster);
-        let b = boot::install(cluster, node, &urls);
-        let text = match (kind, installer) {
-            ("pxelinux", true) => pxelinux::install(cluster, node, &b, &urls),
-            ("pxelinux", false) => pxelinux::local_boot(node),
-            (_, true) => grub::install(cluster, node, &b, &urls),
-            (_, false) => grub::local_boot(),
-        };
-        Ok(slipway_tftp::Content::bytes(text.into_bytes()))
-    }
 }
 
 async fn shutdown_signal() {

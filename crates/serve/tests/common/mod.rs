@@ -8,8 +8,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use slipway_cluster::{NoHost, load_str};
-use slipway_http::Service;
 use slipway_render::ExampleSecrets;
+use slipway_serve::Snapshot;
 
 /// A running service and its scratch directory (removed on drop).
 pub struct Server {
@@ -58,7 +58,7 @@ pub fn start(name: &str, format: &str) -> Server {
         .valid()
         .cloned()
         .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    let service = slipway_http::Live::new(Service {
+    let service = slipway_serve::Live::new(Snapshot {
         cluster,
         secrets: Arc::new(ExampleSecrets),
         template: None,

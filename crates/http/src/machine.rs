@@ -1,0 +1,156 @@
+//! The machine-facing routes: what a machine fetches while it boots and installs
+//! (`/boot.ipxe`, `/ipxe/..`, `/config/..`, `/cloud-configs/..`, `/boot/..`), its
+//! progress reports (`/report/..`), and the asset mirror for any other path.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use slipway_cluster::MacAddr;
+
+use crate::{
+    CloudConfigFile, ConfigFile, Reply, ReportEvent, Shared, files, not_found, percent_decode, text,
+};
+
+/// The machine-facing routes (the mirror is the router's fallback).
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/boot.ipxe", get(chain))
+        .route("/ipxe/{file}", get(ipxe))
+        .route("/config/{mac}/{what}", get(config))
+        .route("/cloud-configs/{file}", get(seed_cloud_config))
+        .route("/boot/{file}", get(boot_file))
+        .route("/report/{mac}/{token}/{event}", post(report))
+}
+
+fn mac(s: &str) -> Option<MacAddr> {
+    s.parse().ok()
+}
+
+async fn chain(State(p): State<Shared>) -> Reply {
+    p.chain()
+}
+
+async fn ipxe(
+    State(p): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    uri: Uri,
+) -> Reply {
+    let Some(mac) = file.strip_suffix(".ipxe").and_then(mac) else {
+        tracing::info!(peer = %peer.ip(), file, "iPXE script asked for an unknown machine");
+        return Reply::NotFound;
+    };
+    p.ipxe_script(mac, peer, uri.query().unwrap_or(""))
+}
+
+async fn config(
+    State(p): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((m, what)): Path<(String, String)>,
+) -> Reply {
+    let file = match what.as_str() {
+        "install" => ConfigFile::InstallConfig,
+        "install.sh" => ConfigFile::InstallScript,
+        "installed" => ConfigFile::Installed,
+        _ => return Reply::NotFound,
+    };
+    match mac(&m) {
+        Some(mac) => p.config(mac, file, peer),
+        None => Reply::NotFound,
+    }
+}
+
+async fn seed_cloud_config(
+    State(p): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+) -> Reply {
+    let file = if file == "install.sh" {
+        CloudConfigFile::SeedScript
+    } else {
+        match file.strip_suffix(".yml").and_then(mac) {
+            Some(mac) => CloudConfigFile::Node(mac),
+            None => return Reply::NotFound,
+        }
+    };
+    p.cloud_config(file, peer)
+}
+
+/// The value of `key` in the query, decoded, without control characters, at most 200
+/// characters.
+fn query_value(uri: &Uri, key: &str) -> Option<String> {
+    let q = uri.query()?;
+    let raw = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))?;
+    let decoded = percent_decode(raw).unwrap_or_default();
+    Some(
+        decoded
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect(),
+    )
+}
+
+/// `POST /report/<mac>/<token>/<event>`: the install script's and the installed
+/// system's progress. The token proves the report comes from what slipway gave that
+/// machine (only served to the machine's own address).
+async fn report(
+    State(p): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((m, token, event)): Path<(String, String, String)>,
+    uri: Uri,
+) -> Reply {
+    let Some(mac) = mac(&m) else {
+        return Reply::NotFound;
+    };
+    let event = match event.as_str() {
+        "installing" => ReportEvent::Installing,
+        "installed" => ReportEvent::Installed,
+        "failed" => ReportEvent::Failed(
+            query_value(&uri, "reason").unwrap_or_else(|| "the installer failed".into()),
+        ),
+        "ready" => ReportEvent::Ready {
+            hostname: query_value(&uri, "hostname").unwrap_or_default(),
+        },
+        _ => return Reply::NotFound,
+    };
+    p.report(mac, &token, event, peer)
+}
+
+async fn boot_file(
+    State(p): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(dir) = p.boot_dir() else {
+        return not_found();
+    };
+    files::serve_under(&dir, &file, &headers).await
+}
+
+/// Any other path: a file of the asset mirror (GET and HEAD only).
+pub(crate) async fn mirror(
+    State(p): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "read-only\n");
+    }
+    let Some(root) = p.mirror_dir() else {
+        return not_found();
+    };
+    let Some(path) = percent_decode(uri.path()) else {
+        return not_found();
+    };
+    files::serve_under(&root, &path, &headers)
+        .await
+        .into_response()
+}

@@ -1,0 +1,287 @@
+//! [`Live`] as `slipway-http`'s [`Provisioning`] port: what each route answers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use slipway_cluster::{Cluster, ConfigFormat, MacAddr, Node};
+use slipway_http::api::types::{
+    ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList, NodeUrls, NodeView,
+    OsView,
+};
+use slipway_http::{ApiError, CloudConfigFile, ConfigFile, Provisioning, Reply, ReportEvent};
+use slipway_lifecycle::{Event, Input, Machine, Report};
+use slipway_render::{Artifact, Urls};
+use slipway_store::tracker::{ReportError, now};
+
+use crate::{Boot, Live, Snapshot};
+
+impl Provisioning for Live {
+    fn chain(&self) -> Reply {
+        let s = self.current();
+        Reply::text(slipway_render::ipxe::chain(&Urls::new(&s.cluster)))
+    }
+
+    fn ipxe_script(&self, mac: MacAddr, peer: SocketAddr, query: &str) -> Reply {
+        let s = self.current();
+        let Some(node) = s.cluster.node_by_mac(mac) else {
+            tracing::info!(peer = %peer.ip(), %mac, "iPXE script asked for an unknown machine");
+            return Reply::NotFound;
+        };
+        tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), query, "iPXE script");
+        let which = match self.boot(node, firmware_of(query)) {
+            Boot::Installer => Artifact::Ipxe,
+            Boot::LocalDisk => {
+                tracing::info!(host = node.hostname, "installed: booting from local disk");
+                Artifact::IpxeLocal
+            }
+        };
+        s.artifact(node, which, peer)
+    }
+
+    fn config(&self, mac: MacAddr, file: ConfigFile, peer: SocketAddr) -> Reply {
+        let s = self.current();
+        let Some(node) = s.cluster.node_by_mac(mac) else {
+            return Reply::NotFound;
+        };
+        let a = match file {
+            ConfigFile::InstallConfig => Artifact::InstallConfig,
+            ConfigFile::InstallScript => Artifact::Install,
+            ConfigFile::Installed => Artifact::Installed,
+        };
+        let reply = s.artifact(node, a, peer);
+        if a == Artifact::InstallConfig
+            && matches!(reply, Reply::Ok { .. })
+            && let Some(t) = &self.tracker
+            && let Err(e) = t.record(node.mac, now(), Input::InstallConfigFetched)
+        {
+            tracing::error!(mac = %node.mac, "cannot record the install: {e}");
+        }
+        reply
+    }
+
+    fn cloud_config(&self, file: CloudConfigFile, peer: SocketAddr) -> Reply {
+        let s = self.current();
+        if s.cluster.os.config_format != ConfigFormat::CloudConfig {
+            return Reply::NotFound;
+        }
+        match file {
+            CloudConfigFile::SeedScript => {
+                let urls = Urls::new(&s.cluster);
+                Reply::text(slipway_render::install::seed_script(&s.cluster, &urls))
+            }
+            CloudConfigFile::Node(mac) => match s.cluster.node_by_mac(mac) {
+                Some(node) => s.artifact(node, Artifact::Installed, peer),
+                None => Reply::NotFound,
+            },
+        }
+    }
+
+    fn report(&self, mac: MacAddr, token: &str, event: ReportEvent, peer: SocketAddr) -> Reply {
+        let s = self.current();
+        let (Some(node), Some(t)) = (s.cluster.node_by_mac(mac), &self.tracker) else {
+            return Reply::NotFound;
+        };
+        let (name, r) = match event {
+            ReportEvent::Installing => ("installing", Report::Installing),
+            ReportEvent::Installed => ("installed", Report::Installed),
+            ReportEvent::Failed(why) => ("failed", Report::Failed(why)),
+            ReportEvent::Ready { hostname } => ("ready", Report::Ready { hostname }),
+        };
+        match t.report(node.mac, token, r) {
+            Ok(m) => {
+                tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), event = name, state = %m.state, "report");
+                Reply::text(format!("{}\n", m.state))
+            }
+            Err(ReportError::BadToken) => {
+                tracing::warn!(host = node.hostname, peer = %peer.ip(), event = name, "REFUSED: report with a bad token");
+                Reply::Forbidden("bad token\n".into())
+            }
+            Err(ReportError::OutOfOrder(e)) => Reply::Conflict(format!("{e}\n")),
+            Err(ReportError::Store(e)) => {
+                tracing::error!("cannot store a report: {e}");
+                Reply::Error("cannot store the report\n".into())
+            }
+        }
+    }
+
+    fn cluster(&self) -> ClusterView {
+        let s = self.current();
+        let c = &s.cluster;
+        ClusterView {
+            name: c.cluster.name.clone(),
+            domain: c.cluster.domain.clone(),
+            server: c.network.server,
+            os: OsView {
+                distro: name_of(&c.os.distro),
+                channel: c.os.channel.clone(),
+                version: c.os.version.clone(),
+                config_format: name_of(&c.os.config_format),
+            },
+            kubernetes: KubernetesView {
+                version: c.kubernetes.version.clone(),
+                endpoint: c.kubernetes.control_plane_endpoint.to_string(),
+            },
+            nodes: c.nodes.len(),
+        }
+    }
+
+    fn nodes(&self) -> NodeList {
+        let s = self.current();
+        NodeList {
+            nodes: s
+                .cluster
+                .nodes
+                .iter()
+                .map(|n| node_view(&s.cluster, n))
+                .collect(),
+        }
+    }
+
+    fn node(&self, id: &str) -> Result<NodeView, ApiError> {
+        let s = self.current();
+        find(&s, id).map(|n| node_view(&s.cluster, n))
+    }
+
+    fn machines(&self) -> Result<MachineList, ApiError> {
+        let s = self.current();
+        let t = self.tracker.as_ref().ok_or(ApiError::Disabled)?;
+        Ok(MachineList {
+            machines: s
+                .cluster
+                .nodes
+                .iter()
+                .map(|n| machine_view(n, t.machine(n.mac).as_ref(), false))
+                .collect(),
+        })
+    }
+
+    fn machine(&self, id: &str) -> Result<MachineView, ApiError> {
+        let s = self.current();
+        let t = self.tracker.as_ref().ok_or(ApiError::Disabled)?;
+        let n = find(&s, id)?;
+        Ok(machine_view(n, t.machine(n.mac).as_ref(), true))
+    }
+
+    fn operator_token(&self) -> Option<String> {
+        // Changes need both the token and somewhere to record them.
+        self.tracker.as_ref().and(self.admin_token.clone())
+    }
+
+    fn reinstall(&self, id: &str) -> Result<MachineView, ApiError> {
+        let s = self.current();
+        let t = self.tracker.as_ref().ok_or(ApiError::Disabled)?;
+        let n = find(&s, id)?;
+        match t.record(n.mac, now(), Input::Reinstall) {
+            Ok(m) => {
+                tracing::info!(
+                    host = n.hostname,
+                    generation = m.generation,
+                    "install re-armed"
+                );
+                Ok(machine_view(n, Some(&m), false))
+            }
+            Err(e) => Err(ApiError::Internal(e.to_string())),
+        }
+    }
+
+    fn boot_dir(&self) -> Option<PathBuf> {
+        self.current().boot_dir.clone()
+    }
+
+    fn mirror_dir(&self) -> Option<PathBuf> {
+        self.current().mirror().map(PathBuf::from)
+    }
+}
+
+/// The node with hostname or MAC `id`.
+fn find<'a>(s: &'a Snapshot, id: &str) -> Result<&'a Node, ApiError> {
+    s.cluster
+        .node_by_hostname(id)
+        .or_else(|| id.parse().ok().and_then(|mac| s.cluster.node_by_mac(mac)))
+        .ok_or_else(|| ApiError::NoNode(id.to_string()))
+}
+
+/// The name a unit enum variant serializes as (`flatcar`, `cloud-config`).
+fn name_of(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn node_view(c: &Cluster, n: &Node) -> NodeView {
+    let urls = Urls::new(c);
+    NodeView {
+        hostname: n.hostname.clone(),
+        fqdn: c.fqdn(n),
+        mac: n.mac,
+        ip: n.ip,
+        roles: n.roles.iter().map(name_of).collect(),
+        profile: n.profile.clone(),
+        install_disk: n.install_disk.clone(),
+        urls: NodeUrls {
+            ipxe: urls.ipxe(n.mac),
+            install_config: urls.install_config(n.mac),
+            install_script: urls.install_script(n.mac),
+            installed_config: urls.installed_config(n.mac),
+        },
+    }
+}
+
+fn event_view(e: &Event) -> EventView {
+    EventView {
+        at: e.at,
+        from: e.from.as_str().to_string(),
+        to: e.to.as_str().to_string(),
+        input: serde_json::to_value(&e.input).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn machine_view(n: &Node, m: Option<&Machine>, events: bool) -> MachineView {
+    MachineView {
+        hostname: n.hostname.clone(),
+        mac: n.mac,
+        ip: n.ip,
+        state: m.map_or("unknown", |m| m.state.as_str()).to_string(),
+        since: m.map(|m| m.since),
+        generation: m.map_or(0, |m| m.generation),
+        firmware: m.and_then(|m| m.firmware.clone()),
+        reason: m.and_then(|m| m.reason.clone()),
+        last_event: m.and_then(|m| m.last_event()).map(event_view),
+        events: events.then(|| {
+            m.map(|m| m.events.iter().map(event_view).collect())
+                .unwrap_or_default()
+        }),
+    }
+}
+
+/// `platform arch` from the chain script's query (`buildarch=x86_64&platform=efi`).
+fn firmware_of(query: &str) -> String {
+    let get = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or("?")
+    };
+    let clean = |v: &str| {
+        v.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(16)
+            .collect::<String>()
+    };
+    format!("{} {}", clean(get("platform")), clean(get("buildarch")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::firmware_of;
+
+    #[test]
+    fn firmware_from_the_query() {
+        assert_eq!(firmware_of("buildarch=x86_64&platform=efi"), "efi x86_64");
+        // Missing values are cleaned away like any other odd character.
+        assert_eq!(firmware_of(""), " ");
+        assert_eq!(firmware_of("platform=pc%20bios"), "pc20bios ");
+    }
+}

@@ -1,0 +1,56 @@
+//! The TFTP files slipway writes itself.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use slipway_render::{boot, grub, pxelinux};
+use slipway_tftp::{Content, OpenError, Source};
+
+use crate::{Boot, Live};
+
+/// The TFTP files slipway writes itself, made at each request from the configuration
+/// in force and the machine's life: pxelinux's `default` (boot the local disk), and per
+/// node `pxelinux.cfg/01-<mac>` and `grub.cfg-01-<mac>`, which install a machine until
+/// it is installed and boot its disk from then on (the same [`Live::boot`] decision as
+/// iPXE's). Every other path is not found, for the next layer to serve.
+pub struct Generated {
+    live: Arc<Live>,
+}
+
+impl Generated {
+    /// The generated files of `live`'s configuration.
+    pub fn new(live: Arc<Live>) -> Generated {
+        Generated { live }
+    }
+}
+
+impl Source for Generated {
+    fn open(&self, path: &str, client: SocketAddr) -> Result<Content, OpenError> {
+        if path == "pxelinux.cfg/default" {
+            return Ok(Content::bytes(pxelinux::default_config().into_bytes()));
+        }
+        let (kind, mac) = if let Some(m) = path.strip_prefix("pxelinux.cfg/01-") {
+            ("pxelinux", m)
+        } else if let Some(m) = path.strip_prefix("grub.cfg-01-") {
+            ("grub", m)
+        } else {
+            return Err(OpenError::NotFound);
+        };
+        let snapshot = self.live.current();
+        let cluster = &snapshot.cluster;
+        let Some(node) = mac.parse().ok().and_then(|m| cluster.node_by_mac(m)) else {
+            return Err(OpenError::NotFound);
+        };
+        let installer = self.live.boot(node, kind.into()) == Boot::Installer;
+        tracing::info!(host = node.hostname, %client, kind, installer, "boot config over TFTP");
+        let urls = slipway_render::Urls::new(cluster);
+        let b = boot::install(cluster, node, &urls);
+        let text = match (kind, installer) {
+            ("pxelinux", true) => pxelinux::install(cluster, node, &b, &urls),
+            ("pxelinux", false) => pxelinux::local_boot(node),
+            (_, true) => grub::install(cluster, node, &b, &urls),
+            (_, false) => grub::local_boot(),
+        };
+        Ok(Content::bytes(text.into_bytes()))
+    }
+}
