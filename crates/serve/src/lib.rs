@@ -26,7 +26,10 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod dhcp;
 mod provisioning;
+pub mod services;
+pub mod stall;
 mod tftp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,7 +42,8 @@ use slipway_lifecycle::Input;
 use slipway_render::{Artifact, Secrets, render};
 use slipway_store::tracker::{Tracker, now};
 
-pub use tftp::Generated;
+pub use services::Services;
+pub use tftp::{Generated, layers as tftp_layers};
 
 /// The configuration in force: what one cluster file, loaded and checked, makes the
 /// server serve. Replaced whole when the file is reloaded.
@@ -192,4 +196,18 @@ impl Live {
             Boot::LocalDisk
         }
     }
+}
+
+/// The DNS server's limits: queries answered only from loopback, the cluster's subnet
+/// and `network.dns_clients`, at most `network.dns_rate_limit` per second per client.
+pub fn dns_options(cluster: &Cluster) -> slipway_dns::Options {
+    let mut options = slipway_dns::Options::default();
+    options
+        .allowed_clients
+        .push(ipnet::IpNet::V4(cluster.network.subnet));
+    options
+        .allowed_clients
+        .extend(cluster.network.dns_clients.iter().copied());
+    options.rate_limit = cluster.network.dns_rate_limit;
+    options
 }

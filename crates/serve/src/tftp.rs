@@ -54,3 +54,29 @@ impl Source for Generated {
         Ok(Content::bytes(text.into_bytes()))
     }
 }
+
+/// Everything served over TFTP, first match wins: the [`Generated`] files, then the boot
+/// programs in `boot_dir`, Debian's pxelinux and syslinux modules, and the asset mirror
+/// (`mirror`, when the assets are local). Directories that do not exist are skipped.
+pub fn layers(
+    live: Arc<Live>,
+    boot_dir: &std::path::Path,
+    mirror: Option<&std::path::Path>,
+) -> Arc<dyn Source> {
+    let mut layers: Vec<Arc<dyn Source>> = vec![Arc::new(Generated::new(live))];
+    let dirs = [
+        Some(boot_dir),
+        Some(std::path::Path::new("/usr/lib/PXELINUX")),
+        Some(std::path::Path::new("/usr/lib/syslinux/modules/bios")),
+        mirror,
+    ];
+    for dir in dirs.into_iter().flatten() {
+        match slipway_tftp::DirSource::new(dir) {
+            Ok(source) => layers.push(Arc::new(source)),
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), "TFTP: not serving this directory: {e}")
+            }
+        }
+    }
+    Arc::new(slipway_tftp::Layered::new(layers))
+}

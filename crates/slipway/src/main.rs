@@ -13,8 +13,6 @@ mod pki_cmd;
 mod privileges;
 mod render_cmd;
 mod serve_cmd;
-mod serve_dhcp;
-mod serve_stall;
 mod state;
 
 use std::path::PathBuf;

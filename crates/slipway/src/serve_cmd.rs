@@ -135,20 +135,6 @@ fn warn_missing_mirror(cluster: &Cluster) {
     }
 }
 
-/// The DNS server's limits: queries answered only from loopback, the cluster's subnet
-/// and `network.dns_clients`, at most `network.dns_rate_limit` per second per client.
-fn dns_options(cluster: &Cluster) -> slipway_dns::Options {
-    let mut options = slipway_dns::Options::default();
-    options
-        .allowed_clients
-        .push(ipnet::IpNet::V4(cluster.network.subnet));
-    options
-        .allowed_clients
-        .extend(cluster.network.dns_clients.iter().copied());
-    options.rate_limit = cluster.network.dns_rate_limit;
-    options
-}
-
 /// What a SIGHUP needs to load the cluster file again.
 struct Reload {
     file: PathBuf,
@@ -157,68 +143,35 @@ struct Reload {
     tracker: Arc<Tracker>,
 }
 
-/// The running services' handles that a reload updates.
-struct Handles {
-    http: Arc<slipway_serve::Live>,
-    dns: Option<slipway_dns::ZoneHandle>,
-    dhcp: Option<Arc<Mutex<slipway_dhcp::Engine>>>,
-    boot_dir: PathBuf,
-}
-
 impl Reload {
     /// Loads the file again; on success puts it in force everywhere, on failure logs
     /// why and keeps the running configuration.
-    fn apply(&self, h: &Handles) {
-        let cluster = match load_valid(&self.file, self.offline) {
-            Ok(Some(c)) => c,
+    fn apply(&self, services: &slipway_serve::Services, boot_dir: &Path) {
+        match self.load(boot_dir) {
+            Ok(Some(snapshot)) => {
+                warn_missing_mirror(&snapshot.cluster);
+                services.put_in_force(snapshot);
+            }
             Ok(None) => {
-                tracing::error!(file = %self.file.display(), "reload refused: the cluster file has errors (see above); the running configuration stays");
-                return;
+                tracing::error!(file = %self.file.display(), "reload refused: the cluster file has errors (see above); the running configuration stays")
             }
-            Err(e) => {
-                tracing::error!("reload refused: {e:#}; the running configuration stays");
-                return;
-            }
-        };
-        let secrets = match crate::state::open(&self.state_dir, &cluster) {
-            Ok(mut s) => {
-                s.1 = Some(self.tracker.clone());
-                Arc::new(s)
-            }
-            Err(e) => {
-                tracing::error!("reload refused: {e:#}");
-                return;
-            }
-        };
-        let template = match template(&cluster) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!("reload refused: {e:#}");
-                return;
-            }
-        };
-        warn_missing_mirror(&cluster);
-        if let Some(dhcp) = &h.dhcp
-            && let Ok(mut server) = dhcp.lock()
-        {
-            server.reconfigure(crate::serve_dhcp::config(&cluster));
+            Err(e) => tracing::error!("reload refused: {e:#}; the running configuration stays"),
         }
-        if let Some(dns) = &h.dns {
-            match slipway_dns::Zone::from_cluster(&cluster) {
-                Ok(zone) => {
-                    dns.replace(zone);
-                }
-                Err(e) => tracing::error!("DNS zone not reloaded: {e}"),
-            }
-        }
-        let nodes = cluster.nodes.len();
-        h.http.replace(Snapshot {
+    }
+
+    /// The file, its secrets and template as a snapshot; `None` when the file is invalid.
+    fn load(&self, boot_dir: &Path) -> anyhow::Result<Option<Snapshot>> {
+        let Some(cluster) = load_valid(&self.file, self.offline)? else {
+            return Ok(None);
+        };
+        let mut secrets = crate::state::open(&self.state_dir, &cluster)?;
+        secrets.1 = Some(self.tracker.clone());
+        Ok(Some(Snapshot {
+            template: template(&cluster)?,
+            secrets: Arc::new(secrets),
             cluster,
-            secrets,
-            template,
-            boot_dir: Some(h.boot_dir.clone()),
-        });
-        tracing::info!(nodes, "cluster file reloaded");
+            boot_dir: Some(boot_dir.to_path_buf()),
+        }))
     }
 }
 
@@ -285,29 +238,12 @@ async fn run(
 
     // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
     if !listen.no_tftp {
-        let generated = Arc::new(slipway_serve::Generated::new(live.clone()));
-        let mut layers: Vec<Arc<dyn slipway_tftp::Source>> = vec![generated];
-        let mut dirs = vec![
-            listen.boot_dir.clone(),
-            "/usr/lib/PXELINUX".into(),
-            "/usr/lib/syslinux/modules/bios".into(),
-        ];
-        if let slipway_cluster::AssetSource::Mirror(dir) = &cluster.os.assets {
-            dirs.push(dir.clone());
-        }
-        for dir in dirs {
-            match slipway_tftp::DirSource::new(&dir) {
-                Ok(source) => layers.push(Arc::new(source)),
-                Err(e) => {
-                    tracing::debug!(dir = %dir.display(), "TFTP: not serving this directory: {e}")
-                }
-            }
-        }
+        let mirror = live.current().mirror().map(std::path::Path::to_path_buf);
+        let source = slipway_serve::tftp_layers(live.clone(), &listen.boot_dir, mirror.as_deref());
         let addr = listen
             .tftp_listen
             .unwrap_or(SocketAddr::new(cluster.network.server.into(), 69));
         let config = slipway_tftp::Config::default();
-        let source: Arc<dyn slipway_tftp::Source> = Arc::new(slipway_tftp::Layered::new(layers));
         // Bind now so a taken port stops the start; the server takes the socket over.
         let socket = std::net::UdpSocket::bind(addr)
             .with_context(|| format!("TFTP: cannot listen on {addr}"))?;
@@ -335,7 +271,7 @@ async fn run(
             .with_context(|| format!("DNS: cannot listen on {addr}"))?;
         say!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
         let upstreams = cluster.network.upstream_dns.clone();
-        let options = dns_options(&cluster);
+        let options = slipway_serve::dns_options(&cluster);
         let rx = stop_rx.clone();
         tasks.spawn(async move {
             slipway_dns::serve(listeners, handle, &upstreams, &options, stopped(rx))
@@ -350,7 +286,7 @@ async fn run(
         let leases = store.leases().context("reading leases")?;
         tracing::info!(leases = leases.len(), "leases restored");
         let server = Arc::new(Mutex::new(slipway_dhcp::Engine::new(
-            crate::serve_dhcp::config(&cluster),
+            slipway_serve::dhcp::config(&cluster),
             leases,
         )));
         dhcp_handle = Some(server.clone());
@@ -382,9 +318,9 @@ async fn run(
             cluster.network.interface
         );
         let known = cluster.nodes.iter().map(|n| n.mac).collect();
-        let recorder = crate::serve_dhcp::Recorder::start(tracker.clone())
+        let recorder = slipway_serve::dhcp::Recorder::start(tracker.clone())
             .context("starting the lifecycle thread")?;
-        let on_event = crate::serve_dhcp::on_event(known, recorder, zone_handle.clone());
+        let on_event = slipway_serve::dhcp::on_event(known, recorder, zone_handle.clone());
         let rx = stop_rx.clone();
         let store = store.clone();
         tasks.spawn(async move {
@@ -398,14 +334,14 @@ async fn run(
         || std::path::PathBuf::from("."),
         std::path::Path::to_path_buf,
     );
-    let retry: Arc<crate::serve_stall::Retry> = Arc::new(move |node| {
+    let retry: Arc<slipway_serve::stall::Retry> = Arc::new(move |node| {
         crate::bmc_cmd::connect(node, &base_dir)
             .and_then(|mut b| Ok(crate::bmc_cmd::pxe_and_cycle(b.as_mut(), None)?))
             .map(str::to_string)
             .map_err(|e| format!("{e:#}"))
     });
     let current_live = live.clone();
-    let watch = crate::serve_stall::watch(
+    let watch = slipway_serve::stall::watch(
         move || current_live.current(),
         |s| &s.cluster,
         tracker.clone(),
@@ -432,11 +368,10 @@ async fn run(
     }
     say!("ready");
 
-    let handles = Handles {
-        http: live,
+    let services = slipway_serve::Services {
+        live,
         dns: zone_handle,
         dhcp: dhcp_handle,
-        boot_dir: listen.boot_dir.clone(),
     };
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("SIGHUP handler")?;
@@ -446,7 +381,7 @@ async fn run(
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the cluster file");
                 // Loading and PKI work touch the disk: keep them off the reactor threads.
-                tokio::task::block_in_place(|| reload.apply(&handles));
+                tokio::task::block_in_place(|| reload.apply(&services, &listen.boot_dir));
             }
             Some(done) = tasks.join_next() => {
                 // A service ended by itself: that is an error (they run until told to stop).
