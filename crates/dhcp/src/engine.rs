@@ -56,10 +56,11 @@ pub enum Action {
     Send {
         /// The encoded reply.
         packet: Vec<u8>,
-        /// Where.
+        /// Where it goes.
         to: Destination,
     },
-    /// Something worth a log line (the driver logs it; the core has no logger).
+    /// Something that happened: the driver logs it and reports it (the engine has no
+    /// logger).
     Log(Event),
 }
 
