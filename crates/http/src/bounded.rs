@@ -27,7 +27,8 @@ use tower::ServiceExt as _;
 pub struct Limits {
     /// Connections open at once; beyond, new ones are closed at once. Default 1024.
     pub max_connections: usize,
-    /// Connections open at once from one client address. Default 32.
+    /// Connections open at once from one client address once half of
+    /// `max_connections` are open (one address cannot take more than half). Default 32.
     pub max_per_client: usize,
     /// A request's headers must arrive within this. Default 10 s.
     pub header_timeout: Duration,
@@ -55,11 +56,12 @@ impl Default for Limits {
 struct PerClient(Mutex<HashMap<IpAddr, usize>>);
 
 impl PerClient {
-    /// Counts one more connection from `ip` unless it has `max` already.
-    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+    /// Counts one more connection from `ip` unless it has `max` already and the
+    /// server is `pressed`.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize, pressed: bool) -> Option<ClientSlot> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
-        if *n >= max {
+        if pressed && *n >= max {
             return None;
         }
         *n += 1;
@@ -201,11 +203,14 @@ pub async fn serve_bounded(
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
+        // Under pressure (half the connections open), one address gets its share only.
+        let max = limits.max_connections.max(1);
+        let pressed = permits.available_permits() <= max / 2;
         let slots = permits
             .clone()
             .try_acquire_owned()
             .ok()
-            .zip(per_client.enter(peer_ip, limits.max_per_client.max(1)));
+            .zip(per_client.enter(peer_ip, limits.max_per_client.max(1), pressed));
         let Some((permit, slot)) = slots else {
             let now = Instant::now();
             if refused_logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {

@@ -12,7 +12,7 @@ use tokio_util::io::ReaderStream;
 
 /// Bytes read per chunk while streaming a file: what one slow reader can hold in
 /// memory on top of its socket buffers.
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// Maps a URL path onto a file under `root`, refusing anything that could leave it:
 /// `..`, absolute components, NUL bytes, backslashes. Symlinks must resolve inside the

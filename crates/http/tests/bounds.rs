@@ -117,8 +117,10 @@ fn slow_header_clients_are_closed_and_others_served_meanwhile() {
 
 #[test]
 fn one_address_gets_its_share_of_connections_and_no_more() {
+    // 8 connections in all: past 4 open, one address gets its share (4) only.
     let (addr, _stop) = start(Limits {
         max_per_client: 4,
+        max_connections: 8,
         ..Limits::default()
     });
     let held: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.3", addr)).collect();

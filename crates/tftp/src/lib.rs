@@ -88,8 +88,9 @@ pub struct Config {
     /// Transfers running at once; further requests are dropped unanswered (clients
     /// retransmit their request and find a slot later). Default 512.
     pub max_transfers: usize,
-    /// Transfers running at once for one client address (a boot fetches one file at a
-    /// time): a flood from one host cannot take every slot. Default 8.
+    /// Transfers running at once for one client address once half of
+    /// [`Config::max_transfers`] are taken (a boot fetches one file at a time): a flood
+    /// from one host cannot take more than half the slots. Default 8.
     pub max_transfers_per_client: usize,
     /// The longest `timeout` (RFC 2349) accepted from a client; a longer one is left
     /// out of the OACK and [`Config::timeout`] applies. Default 5 s.

@@ -231,8 +231,8 @@ pub enum Ignored {
     /// The same request again from a client port whose transfer is running: the
     /// client retransmitted its RRQ; the running transfer answers it.
     Duplicate,
-    /// As many transfers run for this client's address as
-    /// [`Config::max_transfers_per_client`] allows.
+    /// Half the transfer slots are taken and this client's address already runs
+    /// [`Config::max_transfers_per_client`] transfers.
     ClientBusy,
     /// As many transfers run as the configuration allows: the client will retransmit
     /// its RRQ and may find a free slot then.
@@ -320,8 +320,11 @@ impl Endpoint {
             if self.active.len() >= self.max_transfers {
                 return Accept::Ignore(Ignored::Busy);
             }
+            // Under pressure (half the slots taken), one host gets at most its share: a
+            // flood from one source leaves the other half for everyone else.
+            let pressed = self.active.len() >= self.max_transfers / 2;
             let host = self.per_host.entry(client.ip()).or_insert(0);
-            if *host >= self.max_per_client {
+            if pressed && *host >= self.max_per_client {
                 return Accept::Ignore(Ignored::ClientBusy);
             }
             *host += 1;

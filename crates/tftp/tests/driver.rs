@@ -419,7 +419,8 @@ fn a_flood_from_one_host_leaves_slots_for_the_others() {
             );
         }
     }
-    assert_eq!(answered, 8, "one host gets max_transfers_per_client slots");
+    // Half the slots (16) freely, then its share (8) only: 16 in all.
+    assert_eq!(answered, 16, "one host gets at most half the slots");
     // Another host is served while the flood holds its slots.
     let other = UdpSocket::bind("127.0.0.3:0").unwrap();
     other
