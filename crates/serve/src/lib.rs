@@ -86,7 +86,7 @@ impl Snapshot {
                     node.hostname
                 ));
             }
-            tracing::info!(host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "secret config served");
+            tracing::info!(target: "audit", host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "secret config served");
         }
         match render(
             &self.cluster,

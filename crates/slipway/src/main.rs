@@ -345,9 +345,12 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    // hickory logs every query at info: keep it to warnings unless asked.
+    // hickory logs every query at info: keep it to warnings unless asked. The audit
+    // lines (every secret served) show at every level.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default},hickory_server=warn,hickory_proto=warn"))
+        EnvFilter::new(format!(
+            "{default},audit=info,hickory_server=warn,hickory_proto=warn"
+        ))
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
