@@ -144,13 +144,23 @@ for ((i=0; i<NVMS; i++)); do
   grep -q "E2E: READY-REPORT http=200" "$s"          || ok=FAIL   # and told slipway
   hist=$(machine_state "$W/logs/status.json" "vm$i")
   [ "$hist" = ready ] || ok=FAIL
-  [ "$rc" = 0 ] || ok=FAIL
+  note=""
+  if [ "$rc" != 0 ]; then
+    # The guest reported ready (asserted above) and began its own poweroff, then its
+    # kernel locked up there (seen under TCG on an oversubscribed host: "soft lockup",
+    # "rcu_preempt kthread starved"): the emulator's hang, not slipway's; noted, not failed.
+    if [ "$rc" = 124 ] && grep -q 'E2E: INSTALLED powering off' "$s"; then
+      note="  (guest hung in its poweroff under TCG; killed at VM_TIMEOUT)"
+    else
+      ok=FAIL
+    fi
+  fi
   # The history, in order, and the time from the first sign of life to ready.
   ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
   path=$(awk '$3 != $5 {print $5}' "$W/logs/vm$i.events" | tr '\n' ' ')
   case "$path" in *"booting installing installed ready"*) ;; *) ok=FAIL ;; esac
   ttr=$(awk 'NR==1 {first=$1} $5=="ready" && $3!="ready" {print $1-first}' "$W/logs/vm$i.events")
-  printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%-6s ready_after=%ss  path: %s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist" "${ttr:-?}" "$path"
+  printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%-6s ready_after=%ss  path: %s%s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist" "${ttr:-?}" "$path" "$note"
   [ "$ok" = PASS ] || { fail=1; tail -n 40 "$s" | sed "s/^/  vm$i| /"; }
 done
 ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
