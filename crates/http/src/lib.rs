@@ -61,6 +61,9 @@ pub enum Reply {
     Forbidden(String),
     /// 409 with this text: the request makes no sense now.
     Conflict(String),
+    /// 410 with this text: what the request carries (a one-time install key) was
+    /// used up.
+    Gone(String),
     /// 500 with this text: slipway failed.
     Error(String),
 }
@@ -84,6 +87,7 @@ impl IntoResponse for Reply {
             Reply::NotFound => not_found(),
             Reply::Forbidden(t) => text(StatusCode::FORBIDDEN, t),
             Reply::Conflict(t) => text(StatusCode::CONFLICT, t),
+            Reply::Gone(t) => text(StatusCode::GONE, t),
             Reply::Error(t) => text(StatusCode::INTERNAL_SERVER_ERROR, t),
         }
     }
@@ -150,8 +154,10 @@ pub trait Provisioning: Send + Sync + 'static {
     /// `GET /ipxe/<mac>.ipxe`: the machine's iPXE script (installer or local boot);
     /// `query` is the request's raw query string (iPXE's platform and architecture).
     fn ipxe_script(&self, mac: MacAddr, peer: SocketAddr, query: &str) -> Reply;
-    /// `GET /config/<mac>/<what>`: one of a node's configurations for `peer`.
-    fn config(&self, mac: MacAddr, file: ConfigFile, peer: SocketAddr) -> Reply;
+    /// `GET /config/<mac>/[<key>/]<what>`: one of a node's configurations for `peer`,
+    /// with the one-time install key the request carries, if any.
+    fn config(&self, mac: MacAddr, file: ConfigFile, key: Option<&str>, peer: SocketAddr)
+    -> Reply;
     /// `GET /cloud-configs/<file>`: the cloud-config seed files.
     fn cloud_config(&self, file: CloudConfigFile, peer: SocketAddr) -> Reply;
     /// `POST /report/<mac>/<token>/<event>`: install progress, proven by `token`.

@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/boot.ipxe", get(chain))
         .route("/ipxe/{file}", get(ipxe))
         .route("/config/{mac}/{what}", get(config))
+        .route("/config/{mac}/{key}/{what}", get(keyed_config))
         .route("/cloud-configs/{file}", get(seed_cloud_config))
         .route("/boot/{file}", get(boot_file))
         .route("/report/{mac}/{token}/{event}", post(report))
@@ -52,14 +53,33 @@ async fn config(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((m, what)): Path<(String, String)>,
 ) -> Reply {
-    let file = match what.as_str() {
+    config_for(p.as_ref(), &m, None, &what, peer)
+}
+
+/// `/config/<mac>/<key>/<what>`: the same, with the one-time install key.
+async fn keyed_config(
+    State(p): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((m, key, what)): Path<(String, String, String)>,
+) -> Reply {
+    config_for(p.as_ref(), &m, Some(&key), &what, peer)
+}
+
+fn config_for(
+    p: &dyn crate::Provisioning,
+    m: &str,
+    key: Option<&str>,
+    what: &str,
+    peer: SocketAddr,
+) -> Reply {
+    let file = match what {
         "install" => ConfigFile::InstallConfig,
         "install.sh" => ConfigFile::InstallScript,
         "installed" => ConfigFile::Installed,
         _ => return Reply::NotFound,
     };
-    match mac(&m) {
-        Some(mac) => p.config(mac, file, peer),
+    match mac(m) {
+        Some(mac) => p.config(mac, file, key, peer),
         None => Reply::NotFound,
     }
 }

@@ -12,6 +12,13 @@
 //! installed, and a re-armed install gets fresh tokens. A machine that is installed
 //! or ready boots from its own disk ([`Machine::boots_installer`]): install once.
 //!
+//! Secrets go to a machine only while its install is ARMED ([`Machine::armed`]): for
+//! the install window after its first PXE DHCP in an installable state, an operator's
+//! re-arm or a BMC retry ([`Machine::arming_due`]), and only to a request that carries
+//! the one-time install key slipway issued with its boot script ([`Machine::may_serve`]).
+//! The key is kept only as a hash ([`key_hash`]) and is burned when the install
+//! reports `installed` (or fails): a replay of it is told apart from a wrong key.
+//!
 //! No clock, no files: callers pass `now` (seconds since the Unix epoch) and persist
 //! the [`Machine`] after each change.
 //!
@@ -120,6 +127,33 @@ pub enum Input {
     },
     /// The operator re-armed the install.
     Reinstall,
+    /// The install was armed: secrets may be served to it until `until` (seconds since
+    /// the Unix epoch; `u64::MAX` when the install window is infinite).
+    Armed {
+        /// End of the install window.
+        until: u64,
+    },
+    /// A one-time install key was issued with the boot script fetched from `peer`.
+    KeyIssued {
+        /// The address that fetched it.
+        peer: String,
+    },
+    /// A secret-bearing file was served.
+    SecretServed {
+        /// Which file.
+        what: String,
+        /// To which address.
+        peer: String,
+    },
+    /// A request for a secret-bearing file (or a boot script) was refused.
+    Refused {
+        /// What was asked for.
+        what: String,
+        /// By which address.
+        peer: String,
+        /// Why it was refused.
+        why: String,
+    },
     /// Stalled: slipway power-cycled it through its BMC into the installer once more
     /// (`action` says what was done). The install timeout starts again.
     Retried {
@@ -174,6 +208,65 @@ pub struct Machine {
     /// BMC retries of the current install attempt (reset by a re-arm and on success).
     #[serde(default)]
     pub retries: u32,
+    /// End of the install window when the install is armed (seconds since the Unix
+    /// epoch); `None` when it is not.
+    #[serde(default)]
+    pub armed_until: Option<u64>,
+    /// The SHA-256 ([`key_hash`]) of the install key issued last, while it is valid.
+    #[serde(default)]
+    pub install_key: Option<String>,
+    /// The SHA-256 of the last install key burned (by `installed` or a failure): a
+    /// request that still carries it is a replay.
+    #[serde(default)]
+    pub burned_key: Option<String>,
+    /// The installer wrote the disk in this generation (`installed` was reported): the
+    /// machine boots its disk even if it failed to come up afterwards.
+    #[serde(default)]
+    pub disk_installed: bool,
+}
+
+/// Why a secret-bearing file is not served to a machine ([`Machine::may_serve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The install is not armed (never armed, the window closed, or installed).
+    NotArmed,
+    /// The request carries no install key, or not the one issued.
+    WrongKey,
+    /// The request carries a key that was already burned: a replay.
+    Replayed,
+}
+
+impl Refusal {
+    /// A short explanation for logs, events and the refused requester.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Refusal::NotArmed => "the install is not armed",
+            Refusal::WrongKey => "no valid install key",
+            Refusal::Replayed => "install key already used (replay)",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The SHA-256 of an install key, hex: what is stored in place of the key.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two strings in time that depends only on their lengths.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Machine {
@@ -188,17 +281,97 @@ impl Machine {
             reason: None,
             events: Vec::new(),
             retries: 0,
+            armed_until: None,
+            install_key: None,
+            burned_key: None,
+            disk_installed: false,
         }
     }
 
     /// Whether its next network boot runs the installer (otherwise: boot the disk).
+    /// A machine whose installer wrote its disk boots the disk until it is re-armed,
+    /// even if it then failed to come up.
     pub fn boots_installer(&self) -> bool {
-        !matches!(self.state, State::Installed | State::Ready)
+        !(self.disk_installed || matches!(self.state, State::Installed | State::Ready))
     }
 
-    /// Whether it is waiting for progress (a timeout applies).
+    /// Whether it is on its way to `ready` and a timeout applies: it got DHCP, fetched
+    /// its boot script, installs, or installed and has not come up yet.
     pub fn in_progress(&self) -> bool {
-        matches!(self.state, State::Booting | State::Installing)
+        matches!(
+            self.state,
+            State::Discovered | State::Booting | State::Installing | State::Installed
+        )
+    }
+
+    /// Whether its install is armed at `now`: secrets may be served to it.
+    pub fn armed(&self, now: u64) -> bool {
+        self.boots_installer() && self.armed_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether `input`, just applied at `now`, arms the install: a PXE client's DHCP
+    /// (not an OS's) of a machine never seen or only discovered, whose install is not
+    /// armed yet; an operator's re-arm; a BMC retry of a machine that still installs.
+    pub fn arming_due(&self, input: &Input, now: u64) -> bool {
+        match input {
+            Input::DhcpSeen { firmware } => {
+                !matches!(firmware.as_str(), "os" | "unsupported") && self.may_arm(now)
+            }
+            Input::Reinstall => true,
+            Input::Retried { .. } => self.boots_installer(),
+            _ => false,
+        }
+    }
+
+    /// Whether its first sign of a network boot may arm its install at `now`: it was
+    /// never seen or only discovered, and its install is not armed yet.
+    pub fn may_arm(&self, now: u64) -> bool {
+        matches!(self.state, State::Unknown | State::Discovered) && !self.armed(now)
+    }
+
+    /// Whether a secret-bearing file may be served to this machine at `now` for a
+    /// request carrying the install key `given` (`None`: it carries none). Keys are
+    /// compared as hashes in constant time.
+    pub fn may_serve(&self, now: u64, given: Option<&str>) -> Result<(), Refusal> {
+        let given = given.map(key_hash);
+        if let (Some(g), Some(burned)) = (&given, &self.burned_key)
+            && same(g, burned)
+        {
+            return Err(Refusal::Replayed);
+        }
+        if !self.armed(now) {
+            return Err(Refusal::NotArmed);
+        }
+        match (&given, &self.install_key) {
+            (Some(g), Some(want)) if same(g, want) => Ok(()),
+            _ => Err(Refusal::WrongKey),
+        }
+    }
+
+    /// [`Machine::may_serve`] for the seeds' key-less layout (`/cloud-configs/<mac>.yml`,
+    /// fetched by a shared script that carries no key): the install must be armed.
+    pub fn may_serve_keyless(&self, now: u64) -> Result<(), Refusal> {
+        if self.armed(now) {
+            Ok(())
+        } else {
+            Err(Refusal::NotArmed)
+        }
+    }
+
+    /// Whether `key` is the install key issued last and still valid (constant time).
+    pub fn key_is_current(&self, key: &str) -> bool {
+        self.install_key
+            .as_deref()
+            .is_some_and(|want| same(&key_hash(key), want))
+    }
+
+    /// Burns the current install key (a later request with it is a replay) and closes
+    /// the install window.
+    fn burn(&mut self) {
+        if let Some(k) = self.install_key.take() {
+            self.burned_key = Some(k);
+        }
+        self.armed_until = None;
     }
 
     /// The last thing that happened, for tables.
@@ -239,6 +412,8 @@ impl Machine {
                 }
                 (Report::Failed(_), Unknown | Discovered | Booting | Installing) => Failed,
                 (Report::Ready { .. }, Installed | Ready) => Ready,
+                // Installed, then timed out before it came up: it did come up.
+                (Report::Ready { .. }, Failed) if self.disk_installed => Ready,
                 (r, s) => {
                     return Err(Rejected::OutOfOrder {
                         state: s,
@@ -252,13 +427,20 @@ impl Machine {
             }
             (Input::TimedOut { .. }, s) => s,
             (Input::Retried { .. }, s) => s,
+            (Input::Armed { .. }, s) => s,
+            (Input::KeyIssued { .. }, s) => s,
+            (Input::SecretServed { .. }, s) => s,
+            (Input::Refused { .. }, s) => s,
         };
         match &input {
             Input::Reinstall => {
                 self.generation += 1;
                 self.reason = None;
                 self.retries = 0;
+                self.disk_installed = false;
+                self.burn();
             }
+            Input::Armed { until } => self.armed_until = Some(*until),
             Input::Retried { .. } if self.in_progress() => {
                 self.retries += 1;
                 self.since = now;
@@ -266,11 +448,24 @@ impl Machine {
             Input::Reported(Report::Installed) => {
                 self.reason = None;
                 self.retries = 0;
+                self.disk_installed = true;
+                self.burn();
             }
-            Input::Reported(Report::Ready { .. }) => self.retries = 0,
-            Input::Reported(Report::Failed(why)) => self.reason = Some(why.clone()),
-            Input::TimedOut { after_secs } => {
-                self.reason = Some(format!("no progress in {after_secs} s"))
+            Input::Reported(Report::Ready { .. }) => {
+                self.retries = 0;
+                self.reason = None;
+            }
+            Input::Reported(Report::Failed(why)) => {
+                self.reason = Some(why.clone());
+                self.burn();
+            }
+            Input::TimedOut { after_secs } if self.in_progress() => {
+                self.reason = Some(match self.state {
+                    Installed => format!("installed, but did not report ready in {after_secs} s"),
+                    Discovered => format!("got DHCP, but fetched no boot script in {after_secs} s"),
+                    s => format!("no progress in {after_secs} s ({s})"),
+                });
+                self.burn();
             }
             Input::Reported(Report::Installing) => self.reason = None,
             _ => {}
@@ -337,14 +532,7 @@ pub fn check_token(
     purpose: Purpose,
     given: &str,
 ) -> bool {
-    let want = token(key, mac, generation, purpose);
-    want.len() == given.len()
-        && !want.is_empty()
-        && want
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    same(&token(key, mac, generation, purpose), given)
 }
 
 #[cfg(test)]
@@ -458,7 +646,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (m.state, m.reason.as_deref()),
-            (State::Failed, Some("no progress in 900 s"))
+            (State::Failed, Some("no progress in 900 s (booting)"))
         );
         m.apply(
             1001,
@@ -476,11 +664,18 @@ mod tests {
         assert_eq!(m.reason.as_deref(), Some("disk /dev/vda missing"));
         m.apply(1003, Input::Reported(Report::Installed))
             .unwrap_or_else(|e| panic!("{e}"));
+        m.apply(
+            1003,
+            Input::Reported(Report::Ready {
+                hostname: "cp1".into(),
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         m.apply(1004, Input::TimedOut { after_secs: 900 })
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             m.state,
-            State::Installed,
+            State::Ready,
             "timeouts only apply to machines in progress"
         );
         let g = m.generation;
@@ -557,5 +752,127 @@ mod tests {
         let json = serde_json::to_string(&m).unwrap_or_default();
         let back: Machine = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, m);
+    }
+
+    fn dhcp(firmware: &str) -> Input {
+        Input::DhcpSeen {
+            firmware: firmware.into(),
+        }
+    }
+
+    /// Applies `input` and arms the install when it is due, as the tracker does.
+    fn step(m: &mut Machine, now: u64, input: Input) {
+        let arms = input.clone();
+        m.apply(now, input).unwrap_or_else(|e| panic!("{e}"));
+        if m.arming_due(&arms, now) {
+            m.apply(now, Input::Armed { until: now + 600 })
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn secrets_only_inside_the_window_and_with_the_current_key() {
+        let mut m = Machine::new(mac());
+        assert_eq!(m.may_serve(0, Some("k1")), Err(Refusal::NotArmed));
+        // An OS's DHCP does not arm; a PXE client's does.
+        step(&mut m, 10, dhcp("os"));
+        assert!(!m.armed(10));
+        step(&mut m, 11, dhcp("bios"));
+        assert!(m.armed(11));
+        assert_eq!(m.armed_until, Some(611));
+        // Armed but no key issued yet: nothing to present.
+        assert_eq!(m.may_serve(12, Some("k1")), Err(Refusal::WrongKey));
+        m.install_key = Some(key_hash("k1"));
+        assert_eq!(m.may_serve(12, Some("k1")), Ok(()));
+        assert_eq!(m.may_serve(12, Some("k2")), Err(Refusal::WrongKey));
+        assert_eq!(m.may_serve(12, None), Err(Refusal::WrongKey));
+        assert!(m.key_is_current("k1") && !m.key_is_current("k2"));
+        // Renewals inside the window do not extend it.
+        step(&mut m, 300, dhcp("ipxe"));
+        assert_eq!(m.armed_until, Some(611));
+        assert_eq!(m.may_serve(611, Some("k1")), Err(Refusal::NotArmed));
+        // Installed: the key is burned, the window closed; a replay is told apart.
+        step(&mut m, 100, Input::Reported(Report::Installed));
+        assert_eq!(m.may_serve(101, Some("k1")), Err(Refusal::Replayed));
+        assert_eq!(m.may_serve(101, Some("k3")), Err(Refusal::NotArmed));
+        assert_eq!((m.armed_until, m.install_key.as_deref()), (None, None));
+        // An installed machine's DHCP never arms it again; an operator re-arm does.
+        step(&mut m, 200, dhcp("bios"));
+        assert!(!m.armed(200));
+        step(&mut m, 300, Input::Reinstall);
+        assert!(m.armed(300) && m.boots_installer());
+        assert_eq!(m.may_serve(301, Some("k1")), Err(Refusal::Replayed));
+    }
+
+    #[test]
+    fn a_failure_burns_the_key_and_disarms() {
+        let mut m = Machine::new(mac());
+        step(&mut m, 1, dhcp("uefi"));
+        m.install_key = Some(key_hash("k"));
+        step(&mut m, 2, Input::Reported(Report::Failed("disk".into())));
+        assert_eq!(m.may_serve(3, Some("k")), Err(Refusal::Replayed));
+        assert!(!m.armed(3));
+        // A failed machine's next DHCP does not arm it: an operator re-arms it.
+        step(&mut m, 4, dhcp("uefi"));
+        assert!(!m.armed(4));
+        // A BMC retry of a machine still on its way does.
+        let mut r = Machine::new(mac());
+        step(&mut r, 1, dhcp("uefi"));
+        r.armed_until = Some(2);
+        step(
+            &mut r,
+            700,
+            Input::Retried {
+                action: "pxe".into(),
+            },
+        );
+        assert!(r.armed(700));
+    }
+
+    #[test]
+    fn every_state_before_ready_times_out_and_an_installed_machine_keeps_its_disk() {
+        for (inputs, state, reason) in [
+            (vec![dhcp("bios")], State::Discovered, "fetched no boot script"),
+            (
+                vec![
+                    dhcp("bios"),
+                    Input::BootScript {
+                        firmware: "x".into(),
+                    },
+                    Input::InstallConfigFetched,
+                    Input::Reported(Report::Installed),
+                ],
+                State::Installed,
+                "did not report ready",
+            ),
+        ] {
+            let mut m = Machine::new(mac());
+            for i in inputs {
+                step(&mut m, 1, i);
+            }
+            assert_eq!(m.state, state);
+            assert!(m.in_progress());
+            step(&mut m, 1000, Input::TimedOut { after_secs: 900 });
+            assert_eq!(m.state, State::Failed);
+            assert!(
+                m.reason.as_deref().is_some_and(|r| r.contains(reason)),
+                "{:?}",
+                m.reason
+            );
+        }
+        // Installed, timed out, then it came up after all.
+        let mut m = Machine::new(mac());
+        step(&mut m, 1, Input::Reported(Report::Installed));
+        step(&mut m, 1000, Input::TimedOut { after_secs: 900 });
+        assert!(!m.boots_installer(), "its disk is installed: boot it");
+        step(
+            &mut m,
+            1001,
+            Input::Reported(Report::Ready {
+                hostname: "cp1".into(),
+            }),
+        );
+        assert_eq!((m.state, m.reason.as_deref()), (State::Ready, None));
+        assert!(!m.in_progress(), "ready is the end");
     }
 }

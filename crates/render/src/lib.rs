@@ -103,7 +103,21 @@ pub fn render(
     secrets: &dyn Secrets,
     template: Option<&str>,
 ) -> Result<String, RenderError> {
-    let urls = Urls::new(cluster);
+    render_keyed(cluster, node, artifact, secrets, template, None)
+}
+
+/// [`render`], with `install_key` (the one-time key slipway issued to the machine with
+/// its boot script) in every URL of the machine's configurations that the artifact
+/// carries.
+pub fn render_keyed(
+    cluster: &Cluster,
+    node: &Node,
+    artifact: Artifact,
+    secrets: &dyn Secrets,
+    template: Option<&str>,
+    install_key: Option<&str>,
+) -> Result<String, RenderError> {
+    let urls = Urls::new(cluster).with_install_key(install_key);
     let boot = boot::install(cluster, node, &urls);
     let report = secrets
         .report_tokens(node)

@@ -5,13 +5,17 @@
 //! |---|---|
 //! | `/boot.ipxe` | the chain script iPXE loads first (DHCP hands out this URL) |
 //! | `/ipxe/<mac-dashed>.ipxe` | a machine's own iPXE script (install, or boot from disk) |
-//! | `/config/<mac-dashed>/install` | the install config the PXE-booted live system applies |
-//! | `/config/<mac-dashed>/install.sh` | the install script it runs |
-//! | `/config/<mac-dashed>/installed` | the config the installed system applies on first boot |
+//! | `/config/<mac-dashed>/<key>/install` | the install config the PXE-booted live system applies |
+//! | `/config/<mac-dashed>/<key>/install.sh` | the install script it runs |
+//! | `/config/<mac-dashed>/<key>/installed` | the config the installed system applies on first boot |
 //! | `/report/<mac-dashed>/<token>/<event>` | POST: installing, installed, failed, ready |
 //! | `/cloud-configs/<mac>.yml`, `/cloud-configs/install.sh` | the seeds' layout |
 //! | `/boot/<file>` | the boot programs (iPXE for UEFI HTTP boot clients) |
 //! | `/api/v1/...` | the JSON API |
+//!
+//! `<key>` is the one-time install key slipway issues with the machine's boot script
+//! while its install is armed ([`Urls::with_install_key`]); without one (previews,
+//! exports for other servers) the `/config/<mac-dashed>/<what>` form is written.
 //! | anything else | the asset mirror directory (`/<version>/flatcar_production_*`) |
 
 use slipway_cluster::{AssetSource, Cluster, MacAddr};
@@ -21,6 +25,7 @@ use slipway_cluster::{AssetSource, Cluster, MacAddr};
 pub struct Urls {
     base: String,
     assets: String,
+    install_key: Option<String>,
 }
 
 impl Urls {
@@ -34,7 +39,26 @@ impl Urls {
             AssetSource::Mirror(_) => base.clone(),
             AssetSource::Remote(url) => url.trim_end_matches('/').to_string(),
         };
-        Urls { base, assets }
+        Urls {
+            base,
+            assets,
+            install_key: None,
+        }
+    }
+
+    /// The same URLs, with `key` (the machine's one-time install key) in the paths of
+    /// its configurations.
+    pub fn with_install_key(mut self, key: Option<&str>) -> Self {
+        self.install_key = key.map(str::to_string);
+        self
+    }
+
+    /// `/config/<mac>/[<key>/]<what>`.
+    fn config(&self, mac: MacAddr, what: &str) -> String {
+        match &self.install_key {
+            Some(key) => format!("{}/config/{}/{key}/{what}", self.base, mac.dashed()),
+            None => format!("{}/config/{}/{what}", self.base, mac.dashed()),
+        }
     }
 
     /// `http://server:port`, no trailing slash.
@@ -65,17 +89,17 @@ impl Urls {
 
     /// The install config (Ignition / cloud-config / template) of the live system.
     pub fn install_config(&self, mac: MacAddr) -> String {
-        format!("{}/config/{}/install", self.base, mac.dashed())
+        self.config(mac, "install")
     }
 
     /// The install script.
     pub fn install_script(&self, mac: MacAddr) -> String {
-        format!("{}/config/{}/install.sh", self.base, mac.dashed())
+        self.config(mac, "install.sh")
     }
 
     /// The config the installed system applies on first boot.
     pub fn installed_config(&self, mac: MacAddr) -> String {
-        format!("{}/config/{}/installed", self.base, mac.dashed())
+        self.config(mac, "installed")
     }
 
     /// Where `mac` reports its progress (`POST <this>/<event>`), with `token`.

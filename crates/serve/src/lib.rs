@@ -1,9 +1,11 @@
 //! The running slipway server's state and policy, apart from any protocol: the
 //! configuration in force ([`Snapshot`], swapped whole on reload through [`Live`]),
 //! the boot decision (record the boot in the machine's life, then the installer or
-//! the local disk: [`Live::boot`]), rendering a node's artifacts with the owner check
-//! (an artifact holding secrets goes only to the address slipway gave that node;
-//! anyone else gets 403 and a log line), install reports and re-arming an install.
+//! the local disk: [`Live::boot`]), who gets a secret ([`Live::artifact`]: only the
+//! address slipway gave the node, only while its install is armed, only with the
+//! one-time install key issued with its boot script; every secret served and every
+//! refusal is an audit line and an event in the machine's life), install reports and
+//! re-arming an install.
 //!
 //! The protocols are adapters over it: [`Live`] implements `slipway-http`'s
 //! [`Provisioning`](slipway_http::Provisioning) port, and [`Generated`] is the TFTP source of the per-machine
@@ -31,6 +33,7 @@ mod provisioning;
 pub mod services;
 pub mod stall;
 mod tftp;
+pub mod trust;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -38,8 +41,8 @@ use std::sync::{Arc, RwLock};
 
 use slipway_cluster::{Cluster, Node};
 use slipway_http::Reply;
-use slipway_lifecycle::Input;
-use slipway_render::{Artifact, Secrets, render};
+use slipway_lifecycle::{Input, Refusal};
+use slipway_render::{Artifact, Secrets, render_keyed};
 use slipway_store::tracker::{Tracker, now};
 
 pub use services::Services;
@@ -74,26 +77,16 @@ impl Snapshot {
         node.ip
     }
 
-    /// Renders `a` for `node` as asked by `peer`, enforcing the owner check for
-    /// artifacts with secrets: 403 and a warning for anyone but the node itself.
-    pub fn artifact(&self, node: &Node, a: Artifact, peer: SocketAddr) -> Reply {
-        let ip = source_ip(peer);
-        if a.has_secrets() {
-            if ip != IpAddr::V4(self.owner_ip(node)) {
-                tracing::warn!(host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "REFUSED: secret config asked for from an address that is not the machine's");
-                return Reply::Forbidden(format!(
-                    "forbidden: this config is served only to {}\n",
-                    node.hostname
-                ));
-            }
-            tracing::info!(target: "audit", host = node.hostname, mac = %node.mac, peer = %ip, artifact = ?a, "secret config served");
-        }
-        match render(
+    /// Renders `a` for `node`, with `key` (the machine's install key) in the URLs it
+    /// carries. No check: see [`Live::artifact`].
+    pub fn render(&self, node: &Node, a: Artifact, key: Option<&str>) -> Reply {
+        match render_keyed(
             &self.cluster,
             node,
             a,
             self.secrets.as_ref(),
             self.template.as_deref(),
+            key,
         ) {
             Ok(body) => {
                 let content_type = if body.starts_with('{') {
@@ -109,6 +102,11 @@ impl Snapshot {
             }
         }
     }
+
+    /// Whether `peer` is the address slipway gave `node`.
+    pub fn is_owner(&self, node: &Node, peer: SocketAddr) -> bool {
+        source_ip(peer) == IpAddr::V4(self.owner_ip(node))
+    }
 }
 
 /// The requester's address, an IPv4-mapped IPv6 address as the IPv4 one.
@@ -120,12 +118,27 @@ fn source_ip(addr: SocketAddr) -> IpAddr {
 }
 
 /// What a machine asking for its boot configuration is told to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Boot {
-    /// Boot the installer: the machine is not installed (or was re-armed).
-    Installer,
+    /// Boot the installer, with this one-time install key in its URLs (`None` when
+    /// machines are not tracked).
+    Installer {
+        /// The install key.
+        key: Option<String>,
+    },
     /// Boot from the local disk: the machine is installed.
     LocalDisk,
+    /// Nothing: the request is not from the machine, or its install is not armed.
+    Refused(String),
+}
+
+/// How a secret-bearing file is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse<'a> {
+    /// With this install key (or none) in the URL.
+    Carried(Option<&'a str>),
+    /// Through the seeds' layout, which cannot carry one.
+    NotCarried,
 }
 
 /// The server's state as every protocol sees it: the [`Snapshot`] in force (swapped
@@ -135,26 +148,43 @@ pub struct Live {
     snapshot: RwLock<Arc<Snapshot>>,
     tracker: Option<Arc<Tracker>>,
     admin_token: Option<String>,
+    guard: trust::Guard,
+    arm_on_boot_script: std::sync::atomic::AtomicBool,
+}
+
+/// The install window of `cluster` in seconds (`None`: infinite).
+fn window(cluster: &Cluster) -> Option<u64> {
+    match cluster.os.install_timeout {
+        slipway_cluster::LeaseTime::Infinite => None,
+        t => Some(u64::from(t.as_secs())),
+    }
 }
 
 impl Live {
     /// Serves `snapshot` without tracking machines: every boot is an install, and the
-    /// machine routes of the API answer 404.
+    /// machine routes of the API answer 404. Secrets still go only to their node's
+    /// address; there is no install window and no install key.
     pub fn new(snapshot: Snapshot) -> Arc<Live> {
         Arc::new(Live {
             snapshot: RwLock::new(Arc::new(snapshot)),
             tracker: None,
             admin_token: None,
+            guard: trust::Guard::default(),
+            arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Serves `snapshot`, tracking machines' lives in `tracker`; the operator API's
-    /// changes need `admin_token` as a bearer token.
+    /// Serves `snapshot`, tracking machines' lives in `tracker` (whose install window
+    /// is set from `os.install_timeout`); the operator API's changes need
+    /// `admin_token` as a bearer token.
     pub fn tracking(snapshot: Snapshot, tracker: Arc<Tracker>, admin_token: String) -> Arc<Live> {
+        tracker.set_install_window(window(&snapshot.cluster));
         Arc::new(Live {
             snapshot: RwLock::new(Arc::new(snapshot)),
             tracker: Some(tracker),
             admin_token: Some(admin_token),
+            guard: trust::Guard::default(),
+            arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -168,10 +198,21 @@ impl Live {
 
     /// Puts `snapshot` in force for every later request.
     pub fn replace(&self, snapshot: Snapshot) {
+        if let Some(t) = &self.tracker {
+            t.set_install_window(window(&snapshot.cluster));
+        }
         match self.snapshot.write() {
             Ok(mut g) => *g = Arc::new(snapshot),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
         }
+    }
+
+    /// For a server that sees no DHCP (`network.dhcp.mode: off`, or DHCP not run):
+    /// the first boot script a machine fetches from its own address arms its install,
+    /// as its first PXE DHCP would.
+    pub fn arm_on_boot_script(&self, yes: bool) {
+        self.arm_on_boot_script
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The machines' lives, when tracked.
@@ -180,20 +221,152 @@ impl Live {
     }
 
     /// The boot decision, the same for every way a machine boots (iPXE over HTTP,
-    /// pxelinux or GRUB over TFTP): records that `node` fetched its boot configuration
-    /// (`firmware` says what asked), then tells it to install unless its life says it
-    /// is installed. Without tracking, every boot installs.
-    pub fn boot(&self, node: &Node, firmware: String) -> Boot {
+    /// pxelinux or GRUB over TFTP), for a request from `peer`; `firmware` says what
+    /// asked. Only the machine's own address moves its life: a request from anywhere
+    /// else records nothing and gets the local disk, or a refusal if the machine is
+    /// not installed. From the machine: records the boot, then boots the disk if its
+    /// life says it is installed; else, if its install is armed, the installer with a
+    /// one-time install key (the one issued in the last [`trust::KEY_REUSE_SECS`] if
+    /// it asks again); else a refusal. Without tracking, every boot installs.
+    pub fn boot(&self, node: &Node, firmware: String, peer: SocketAddr) -> Boot {
         let Some(t) = &self.tracker else {
-            return Boot::Installer;
+            return Boot::Installer { key: None };
         };
-        if let Err(e) = t.record(node.mac, now(), Input::BootScript { firmware }) {
+        let now = now();
+        if !self.current().is_owner(node, peer) {
+            if !t.boots_installer(node.mac) {
+                return Boot::LocalDisk;
+            }
+            let why = "asked from an address that is not the machine's";
+            self.refuse(node, "boot script", peer, why);
+            return Boot::Refused(why.into());
+        }
+        if self
+            .arm_on_boot_script
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = t.arm(node.mac, now)
+        {
+            tracing::error!(mac = %node.mac, "cannot arm the install: {e}");
+        }
+        if let Err(e) = t.record(node.mac, now, Input::BootScript { firmware }) {
             tracing::error!(mac = %node.mac, "cannot record the boot: {e}");
         }
-        if t.boots_installer(node.mac) {
-            Boot::Installer
-        } else {
-            Boot::LocalDisk
+        let Some(m) = t.machine(node.mac) else {
+            return Boot::Refused("the machine's life could not be recorded".into());
+        };
+        if !m.boots_installer() {
+            return Boot::LocalDisk;
+        }
+        if !m.armed(now) {
+            let why = Refusal::NotArmed.as_str();
+            self.refuse(node, "boot script", peer, why);
+            return Boot::Refused(format!(
+                "{why}: re-arm it with `slipway reinstall` or `slipway provision`"
+            ));
+        }
+        if let Some(key) = self
+            .guard
+            .recent_key(node.mac, now, |k| m.key_is_current(k))
+        {
+            return Boot::Installer { key: Some(key) };
+        }
+        match t.issue_key(node.mac, now, &source_ip(peer).to_string()) {
+            Ok(key) => {
+                self.guard.issued(node.mac, &key, now);
+                tracing::info!(target: "audit", host = node.hostname, mac = %node.mac, peer = %source_ip(peer), "install key issued");
+                Boot::Installer { key: Some(key) }
+            }
+            Err(e) => {
+                tracing::error!(mac = %node.mac, "cannot issue an install key: {e}");
+                Boot::Refused("slipway cannot issue an install key".into())
+            }
+        }
+    }
+
+    /// Serves artifact `a` of `node` to `peer` (`what` names it in logs and events).
+    /// An artifact without secrets is rendered for anyone. One with secrets only to
+    /// the node's own address and, when machines are tracked, only while its install
+    /// is armed and for the install key it was issued ([`KeyUse`]): anything else is
+    /// refused (403; 410 for a key already used, a replay), with an audit line and an
+    /// event in the machine's life. Every secret served is an audit line and an event.
+    pub fn artifact(
+        &self,
+        s: &Snapshot,
+        node: &Node,
+        a: Artifact,
+        what: &str,
+        key: KeyUse<'_>,
+        peer: SocketAddr,
+    ) -> Reply {
+        let carried = match key {
+            KeyUse::Carried(k) => k,
+            KeyUse::NotCarried => None,
+        };
+        if !a.has_secrets() {
+            return s.render(node, a, carried);
+        }
+        if !s.is_owner(node, peer) {
+            self.refuse(node, what, peer, "not the machine's address");
+            return Reply::Forbidden(format!(
+                "forbidden: this config is served only to {}\n",
+                node.hostname
+            ));
+        }
+        if let Some(t) = &self.tracker {
+            let now = now();
+            let m = t
+                .machine(node.mac)
+                .unwrap_or_else(|| slipway_lifecycle::Machine::new(node.mac));
+            let allowed = match key {
+                KeyUse::Carried(k) => m.may_serve(now, k),
+                KeyUse::NotCarried => m.may_serve_keyless(now),
+            };
+            if let Err(why) = allowed {
+                self.refuse(node, what, peer, why.as_str());
+                let text = format!("{}: {why}\n", node.hostname);
+                return match why {
+                    Refusal::Replayed => Reply::Gone(text),
+                    _ => Reply::Forbidden(text),
+                };
+            }
+            let input = if a == Artifact::InstallConfig {
+                Input::InstallConfigFetched
+            } else {
+                Input::SecretServed {
+                    what: what.to_string(),
+                    peer: source_ip(peer).to_string(),
+                }
+            };
+            if let Err(e) = t.record(node.mac, now, input) {
+                tracing::error!(mac = %node.mac, "cannot record a secret served: {e}");
+                return Reply::Error("slipway cannot record this\n".into());
+            }
+        }
+        tracing::info!(target: "audit", host = node.hostname, mac = %node.mac, peer = %source_ip(peer), what, "secret served");
+        s.render(node, a, carried)
+    }
+
+    /// A refusal: an audit line (within the log budget) and, at most once per
+    /// [`trust::REFUSAL_EVENT_SECS`], an event in the machine's life.
+    fn refuse(&self, node: &Node, what: &str, peer: SocketAddr, why: &str) {
+        let now = now();
+        let peer = source_ip(peer);
+        if let Some(suppressed) = self.guard.refusal_line(now) {
+            tracing::warn!(target: "audit", host = node.hostname, mac = %node.mac, %peer, what, why, suppressed, "REFUSED");
+        }
+        if let Some(t) = &self.tracker
+            && self.guard.refusal_event_due(node.mac, now)
+            && let Err(e) = t.record(
+                node.mac,
+                now,
+                Input::Refused {
+                    what: what.to_string(),
+                    peer: peer.to_string(),
+                    why: why.to_string(),
+                },
+            )
+        {
+            tracing::error!(mac = %node.mac, "cannot record a refusal: {e}");
         }
     }
 }

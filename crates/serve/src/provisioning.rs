@@ -13,7 +13,7 @@ use slipway_lifecycle::{Event, Input, Machine, Report};
 use slipway_render::{Artifact, Urls};
 use slipway_store::tracker::{ReportError, now};
 
-use crate::{Boot, Live, Snapshot};
+use crate::{Boot, KeyUse, Live, Snapshot};
 
 impl Provisioning for Live {
     fn chain(&self) -> Reply {
@@ -28,35 +28,33 @@ impl Provisioning for Live {
             return Reply::NotFound;
         };
         tracing::info!(host = node.hostname, mac = %node.mac, peer = %peer.ip(), query, "iPXE script");
-        let which = match self.boot(node, firmware_of(query)) {
-            Boot::Installer => Artifact::Ipxe,
+        match self.boot(node, firmware_of(query), peer) {
+            Boot::Installer { key } => s.render(node, Artifact::Ipxe, key.as_deref()),
             Boot::LocalDisk => {
                 tracing::info!(host = node.hostname, "installed: booting from local disk");
-                Artifact::IpxeLocal
+                s.render(node, Artifact::IpxeLocal, None)
             }
-        };
-        s.artifact(node, which, peer)
+            Boot::Refused(why) => Reply::Forbidden(format!("{}: {why}\n", node.hostname)),
+        }
     }
 
-    fn config(&self, mac: MacAddr, file: ConfigFile, peer: SocketAddr) -> Reply {
+    fn config(
+        &self,
+        mac: MacAddr,
+        file: ConfigFile,
+        key: Option<&str>,
+        peer: SocketAddr,
+    ) -> Reply {
         let s = self.current();
         let Some(node) = s.cluster.node_by_mac(mac) else {
             return Reply::NotFound;
         };
-        let a = match file {
-            ConfigFile::InstallConfig => Artifact::InstallConfig,
-            ConfigFile::InstallScript => Artifact::Install,
-            ConfigFile::Installed => Artifact::Installed,
+        let (a, what) = match file {
+            ConfigFile::InstallConfig => (Artifact::InstallConfig, "install config"),
+            ConfigFile::InstallScript => (Artifact::Install, "install script"),
+            ConfigFile::Installed => (Artifact::Installed, "installed config"),
         };
-        let reply = s.artifact(node, a, peer);
-        if a == Artifact::InstallConfig
-            && matches!(reply, Reply::Ok { .. })
-            && let Some(t) = &self.tracker
-            && let Err(e) = t.record(node.mac, now(), Input::InstallConfigFetched)
-        {
-            tracing::error!(mac = %node.mac, "cannot record the install: {e}");
-        }
-        reply
+        self.artifact(&s, node, a, what, KeyUse::Carried(key), peer)
     }
 
     fn cloud_config(&self, file: CloudConfigFile, peer: SocketAddr) -> Reply {
@@ -70,7 +68,14 @@ impl Provisioning for Live {
                 Reply::text(slipway_render::install::seed_script(&s.cluster, &urls))
             }
             CloudConfigFile::Node(mac) => match s.cluster.node_by_mac(mac) {
-                Some(node) => s.artifact(node, Artifact::Installed, peer),
+                Some(node) => self.artifact(
+                    &s,
+                    node,
+                    Artifact::Installed,
+                    "seed cloud-config",
+                    KeyUse::NotCarried,
+                    peer,
+                ),
                 None => Reply::NotFound,
             },
         }
@@ -97,7 +102,7 @@ impl Provisioning for Live {
                 Reply::Forbidden("bad token\n".into())
             }
             Err(ReportError::OutOfOrder(e)) => Reply::Conflict(format!("{e}\n")),
-            Err(ReportError::Store(e)) => {
+            Err(e @ (ReportError::Store(_) | ReportError::Random(_))) => {
                 tracing::error!("cannot store a report: {e}");
                 Reply::Error("cannot store the report\n".into())
             }

@@ -41,15 +41,30 @@ impl Source for Generated {
         let Some(node) = mac.parse().ok().and_then(|m| cluster.node_by_mac(m)) else {
             return Err(OpenError::NotFound);
         };
-        let installer = self.live.boot(node, kind.into()) == Boot::Installer;
-        tracing::info!(host = node.hostname, %client, kind, installer, "boot config over TFTP");
-        let urls = slipway_render::Urls::new(cluster);
-        let b = boot::install(cluster, node, &urls);
-        let text = match (kind, installer) {
-            ("pxelinux", true) => pxelinux::install(cluster, node, &b, &urls),
-            ("pxelinux", false) => pxelinux::local_boot(node),
-            (_, true) => grub::install(cluster, node, &b, &urls),
-            (_, false) => grub::local_boot(),
+        let decision = self.live.boot(node, kind.into(), client);
+        let answer = match &decision {
+            Boot::Installer { .. } => "installer",
+            Boot::LocalDisk => "local disk",
+            Boot::Refused(_) => "refused",
+        };
+        tracing::info!(host = node.hostname, %client, kind, answer, "boot config over TFTP");
+        let key = match decision {
+            Boot::Installer { key } => Some(key),
+            Boot::LocalDisk => None,
+            Boot::Refused(_) => return Err(OpenError::AccessDenied),
+        };
+        let text = match key {
+            Some(key) => {
+                let urls = slipway_render::Urls::new(cluster).with_install_key(key.as_deref());
+                let b = boot::install(cluster, node, &urls);
+                if kind == "pxelinux" {
+                    pxelinux::install(cluster, node, &b, &urls)
+                } else {
+                    grub::install(cluster, node, &b, &urls)
+                }
+            }
+            None if kind == "pxelinux" => pxelinux::local_boot(node),
+            None => grub::local_boot(),
         };
         Ok(Content::bytes(text.into_bytes()))
     }

@@ -222,6 +222,8 @@ async fn run(
         tracker.clone(),
         admin_token,
     );
+    // Without a DHCP server of its own, slipway sees no PXE DHCP to arm installs with.
+    live.arm_on_boot_script(cluster.network.dhcp.mode == DhcpMode::Off || listen.no_dhcp);
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;

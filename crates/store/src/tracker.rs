@@ -1,8 +1,12 @@
 //! The live record of every machine's life: the [`Machine`] state machines in memory,
-//! each change written to the store before it counts, report tokens checked here.
+//! each change written to the store before it counts, report tokens checked here, the
+//! install window armed here (its length set by [`Tracker::set_install_window`]) and
+//! one-time install keys issued here ([`Tracker::issue_key`]; only their hashes are
+//! stored).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use slipway_cluster::MacAddr;
@@ -22,6 +26,10 @@ struct Fingerprint {
     firmware: Option<String>,
     reason: Option<String>,
     last: Option<slipway_lifecycle::Event>,
+    armed_until: Option<u64>,
+    install_key: Option<String>,
+    burned_key: Option<String>,
+    disk_installed: bool,
 }
 
 impl Fingerprint {
@@ -35,6 +43,10 @@ impl Fingerprint {
             firmware: m.firmware.clone(),
             reason: m.reason.clone(),
             last: m.events.last().cloned(),
+            armed_until: m.armed_until,
+            install_key: m.install_key.clone(),
+            burned_key: m.burned_key.clone(),
+            disk_installed: m.disk_installed,
         }
     }
 }
@@ -60,6 +72,9 @@ pub enum ReportError {
     /// The change could not be stored.
     #[error(transparent)]
     Store(StoreError),
+    /// The system gave no randomness for a new install key.
+    #[error("no randomness for an install key: {0}")]
+    Random(String),
 }
 
 /// Machines, their tokens and their persistence.
@@ -67,6 +82,29 @@ pub struct Tracker {
     store: std::sync::Arc<dyn MachineStore>,
     key: Vec<u8>,
     machines: Mutex<BTreeMap<MacAddr, Machine>>,
+    /// The install window in seconds (`u64::MAX`: no end).
+    window: AtomicU64,
+}
+
+/// The install window until `set_install_window` is called: 30 minutes, the default
+/// `os.install_timeout`.
+pub const DEFAULT_WINDOW_SECS: u64 = 1800;
+
+/// Applies `input` to `m` at `now`, then arms the install if that input arms it.
+fn apply_and_arm(m: &mut Machine, now: u64, input: Input, window: u64) -> Result<(), Rejected> {
+    let arms = matches!(
+        input,
+        Input::DhcpSeen { .. } | Input::Reinstall | Input::Retried { .. }
+    )
+    .then(|| input.clone());
+    m.apply(now, input)?;
+    if let Some(input) = arms
+        && m.arming_due(&input, now)
+    {
+        let until = now.saturating_add(window);
+        m.apply(now, Input::Armed { until })?;
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.
@@ -87,7 +125,19 @@ impl Tracker {
             store,
             key,
             machines: Mutex::new(machines),
+            window: AtomicU64::new(DEFAULT_WINDOW_SECS),
         })
+    }
+
+    /// Sets the install window (`os.install_timeout`; `None`: no end) for installs
+    /// armed from now on.
+    pub fn set_install_window(&self, secs: Option<u64>) {
+        self.window
+            .store(secs.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn window(&self) -> u64 {
+        self.window.load(Ordering::Relaxed)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<MacAddr, Machine>) -> T) -> T {
@@ -103,7 +153,7 @@ impl Tracker {
             let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
             let before = Fingerprint::of(&m);
             let before_state = (m.state, m.firmware.clone());
-            m.apply(now, input).map_err(ReportError::OutOfOrder)?;
+            apply_and_arm(&mut m, now, input, self.window()).map_err(ReportError::OutOfOrder)?;
             if Fingerprint::of(&m) != before {
                 self.store.put_machine(&m).map_err(ReportError::Store)?;
                 if m.state != before_state.0 {
@@ -130,7 +180,7 @@ impl Tracker {
                     }
                 };
                 let before = Fingerprint::of(&m);
-                let applied = m.apply(now, input).is_ok();
+                let applied = apply_and_arm(&mut m, now, input, self.window()).is_ok();
                 if seen || applied && Fingerprint::of(&m) != before {
                     changed.insert(mac, (first, m));
                 }
@@ -168,6 +218,48 @@ impl Tracker {
             return Err(ReportError::BadToken);
         }
         self.record(mac, now(), Input::Reported(report))
+    }
+
+    /// Arms `mac`'s install at `now` if [`Machine::may_arm`] says it may be (for
+    /// servers that see no DHCP: the first boot script fetched from the machine arms
+    /// it); returns whether it did.
+    pub fn arm(&self, mac: MacAddr, now: u64) -> Result<bool, ReportError> {
+        self.with(|all| {
+            let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
+            if !m.may_arm(now) {
+                return Ok(false);
+            }
+            let until = now.saturating_add(self.window());
+            m.apply(now, Input::Armed { until })
+                .map_err(ReportError::OutOfOrder)?;
+            self.store.put_machine(&m).map_err(ReportError::Store)?;
+            all.insert(mac, m);
+            Ok(true)
+        })
+    }
+
+    /// Issues a new one-time install key to `mac` at `now` for the boot script fetched
+    /// from `peer`: 128 random bits as hex, of which only the hash is stored (replacing
+    /// the key issued before, so a machine that reboots mid-install gets a new one).
+    pub fn issue_key(&self, mac: MacAddr, now: u64, peer: &str) -> Result<String, ReportError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ReportError::Random(e.to_string()))?;
+        let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.with(|all| {
+            let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
+            m.install_key = Some(slipway_lifecycle::key_hash(&key));
+            m.apply(
+                now,
+                Input::KeyIssued {
+                    peer: peer.to_string(),
+                },
+            )
+            .map_err(ReportError::OutOfOrder)?;
+            self.store.put_machine(&m).map_err(ReportError::Store)?;
+            all.insert(mac, m);
+            Ok(key)
+        })
     }
 
     /// The machine, if slipway has seen it.
