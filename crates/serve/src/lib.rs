@@ -322,7 +322,8 @@ impl Live {
                 KeyUse::NotCarried => m.may_serve_keyless(now),
             };
             if let Err(why) = allowed {
-                self.refuse(node, what, peer, why.as_str());
+                // A replay is an alarm: always in the machine's life.
+                self.refuse_as(node, what, peer, why.as_str(), why == Refusal::Replayed);
                 let text = format!("{}: {why}\n", node.hostname);
                 return match why {
                     Refusal::Replayed => Reply::Gone(text),
@@ -349,13 +350,18 @@ impl Live {
     /// A refusal: an audit line (within the log budget) and, at most once per
     /// [`trust::REFUSAL_EVENT_SECS`], an event in the machine's life.
     fn refuse(&self, node: &Node, what: &str, peer: SocketAddr, why: &str) {
+        self.refuse_as(node, what, peer, why, false);
+    }
+
+    /// [`Live::refuse`]; `always` records the event whatever the event budget.
+    fn refuse_as(&self, node: &Node, what: &str, peer: SocketAddr, why: &str, always: bool) {
         let now = now();
         let peer = source_ip(peer);
         if let Some(suppressed) = self.guard.refusal_line(now) {
             tracing::warn!(target: "audit", host = node.hostname, mac = %node.mac, %peer, what, why, suppressed, "REFUSED");
         }
         if let Some(t) = &self.tracker
-            && self.guard.refusal_event_due(node.mac, now)
+            && (self.guard.refusal_event_due(node.mac, now) || always)
             && let Err(e) = t.record(
                 node.mac,
                 now,

@@ -71,30 +71,17 @@ fn serve(dir: &std::path::Path) -> Serve {
     }
 }
 
-/// Fetches `file` over TFTP with tftp-hpa.
-fn tftp_get(addr: &str, file: &str, dir: &std::path::Path) -> String {
-    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "69"));
-    let dest = dir.join("tftp.out");
-    let _ = std::fs::remove_file(&dest);
-    let out = Command::new("tftp")
-        .args([
-            host,
-            port,
-            "-m",
-            "binary",
-            "-c",
-            "get",
-            file,
-            dest.to_str().unwrap_or_default(),
-        ])
+/// Fetches `file` over TFTP with curl from `from` (a loopback address: the machine's
+/// own, or a stranger's); `None` when the server refuses.
+fn tftp_get(addr: &str, file: &str, from: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--interface", from])
+        .arg(format!("tftp://{addr}/{file}"))
         .output()
-        .unwrap_or_else(|e| panic!("tftp: {e} (apt-get install tftp-hpa)"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(&dest).unwrap_or_default()
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// (status code, body)
@@ -167,49 +154,65 @@ fn install_once_with_reports_and_reinstall() {
     let mac = "52-54-00-99-00-01";
     assert_eq!(state_of(&dir, &b, "cp1"), "unknown");
 
-    // pxelinux sites: the per-MAC config installs, for now.
-    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", &dir);
+    // Someone else's address moves nothing and gets no installer.
+    assert_eq!(
+        tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", "127.0.0.1"),
+        None,
+        "a stranger's TFTP request for cp1's installer is refused"
+    );
+    let (code, _) = curl(&[&format!(
+        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
+    )]);
+    assert_eq!(code, 403);
+    assert_eq!(state_of(&dir, &b, "cp1"), "unknown", "nothing recorded");
+
+    // pxelinux sites: the per-MAC config installs (this server runs no DHCP, so the
+    // machine's first boot script arms its install), with a one-time install key.
+    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", "127.0.0.11")
+        .unwrap_or_else(|| panic!("cp1's own pxelinux config"));
     assert!(
         pxe.contains("kernel 4081.2.0/flatcar_production_pxe.vmlinuz"),
         "{pxe}"
     );
+    let key = between(&pxe, "/config/52-54-00-99-00-01/", '/').to_string();
+    assert_eq!(key.len(), 32, "{pxe}");
 
-    // PXE: the boot script installs.
-    let (code, script) = curl(&[&format!(
-        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
-    )]);
+    // PXE: the boot script installs, with the same key (asked again within a minute).
+    let (code, script) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        &format!("{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"),
+    ]);
     assert_eq!(code, 200);
     assert!(
-        script.contains("flatcar_production_pxe.vmlinuz"),
+        script.contains("flatcar_production_pxe.vmlinuz") && script.contains(&key),
         "{script}"
     );
     assert_eq!(state_of(&dir, &b, "cp1"), "booting");
-    // The live system fetches its install config, then the install script, from its address.
+    let keyed = |what: &str| format!("{b}/config/{mac}/{key}/{what}");
+    // The live system fetches its install config, then the install script, from its
+    // address, with the key.
     assert_eq!(
-        curl(&[
-            "--interface",
-            "127.0.0.11",
-            &format!("{b}/config/{mac}/install")
-        ])
-        .0,
-        200
+        curl(&["--interface", "127.0.0.11", &format!("{b}/config/{mac}/install")]).0,
+        403,
+        "no key, no config"
     );
+    assert_eq!(curl(&["--interface", "127.0.0.11", &keyed("install")]).0, 200);
     assert_eq!(state_of(&dir, &b, "cp1"), "installing");
     assert_eq!(
-        curl(&[&format!("{b}/config/{mac}/install.sh")]).0,
+        curl(&[&keyed("install.sh")]).0,
         403,
         "the script holds the report token: only for the machine"
     );
-    let (_, install) = curl(&[
-        "--interface",
-        "127.0.0.11",
-        &format!("{b}/config/{mac}/install.sh"),
-    ]);
+    let (_, install) = curl(&["--interface", "127.0.0.11", &keyed("install.sh")]);
     let report = format!(
         "http://127.0.0.1:{}",
         between(&install, "'http://127.0.0.1:", '\'')
     );
     assert!(report.contains("/report/52-54-00-99-00-01/"), "{install}");
+    // The installer fetches the installed system's config before it reports.
+    let (code, installed) = curl(&["--interface", "127.0.0.11", &keyed("installed")]);
+    assert_eq!(code, 200, "{installed}");
 
     // Reports: a wrong token is refused; the right one moves the machine.
     let forged = format!("{b}/report/{mac}/00000000000000000000000000000000/installed");
@@ -223,28 +226,28 @@ fn install_once_with_reports_and_reinstall() {
         403,
         "the install token cannot say ready"
     );
+    // The key is burned: a replay is refused as such.
+    assert_eq!(curl(&["--interface", "127.0.0.11", &keyed("installed")]).0, 410);
 
     // Install once: the next network boot boots the disk.
-    let (_, again) = curl(&[&format!(
-        "{b}/ipxe/{mac}.ipxe?buildarch=i386&platform=pcbios"
-    )]);
+    let (_, again) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        &format!("{b}/ipxe/{mac}.ipxe?buildarch=i386&platform=pcbios"),
+    ]);
     assert!(
         again.contains("sanboot --no-describe --drive 0x80") && !again.contains("vmlinuz"),
         "{again}"
     );
 
-    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", &dir);
+    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", "127.0.0.11")
+        .unwrap_or_default();
     assert!(
         pxe.contains("localboot 0") && !pxe.contains("vmlinuz"),
         "pxelinux boots the disk too: {pxe}"
     );
 
     // The installed system reports ready with the token in its config.
-    let (_, installed) = curl(&[
-        "--interface",
-        "127.0.0.11",
-        &format!("{b}/config/{mac}/installed"),
-    ]);
     let ready = format!(
         "http://127.0.0.1:{}",
         between(&installed, "-X POST http://127.0.0.1:", '\\')
@@ -294,13 +297,19 @@ fn install_once_with_reports_and_reinstall() {
     assert_eq!(
         transitions,
         [
-            "booting",
-            "booting",
-            "installing",
-            "installing",
-            "installed",
-            "installed",
-            "installed",
+            "unknown",    // refused: a stranger asked for its boot script
+            "unknown",    // armed by its first boot script
+            "booting",    // pxelinux
+            "booting",    // install key issued
+            "booting",    // iPXE, same key
+            "installing", // install config
+            "installing", // install script served
+            "installing", // installed config served
+            "installing", // reported installing
+            "installed",  // reported installed: key burned
+            "installed",  // refused: the key replayed
+            "installed",  // iPXE: local disk
+            "installed",  // pxelinux: local disk
             "ready"
         ],
         "{events}"
@@ -320,10 +329,13 @@ fn install_once_with_reports_and_reinstall() {
         403,
         "the old install token is dead"
     );
-    let (_, again) = curl(&[&format!(
-        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
-    )]);
-    assert!(again.contains("vmlinuz"), "{again}");
+    let (_, again) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        &format!("{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"),
+    ]);
+    assert!(again.contains("vmlinuz"), "re-armed: {again}");
+    assert!(!again.contains(&key), "a new install key");
 
     // States survive a restart.
     drop(s);

@@ -80,31 +80,64 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
         Path::new(&state).join("pki/ca.key").exists(),
         "PKI created at start"
     );
-    let (code, body) = curl(
-        &format!("{base}/config/52-54-00-99-00-01/installed"),
-        &["--interface", "127.0.0.11"],
+    let cp1 = ["--interface", "127.0.0.11"];
+    // Before its install is armed, cp1's own address gets nothing secret.
+    let (code, body) = curl(&format!("{base}/config/52-54-00-99-00-01/installed"), &cp1);
+    assert_eq!(code, "403", "not armed yet: {body}");
+    assert!(body.contains("not armed") || body.contains("install key"), "{body}");
+    // Its boot script (this server runs no DHCP: the first boot script from the
+    // machine arms it) carries a one-time install key in the config URL.
+    let (code, script) = curl(&format!("{base}/ipxe/52-54-00-99-00-01.ipxe"), &cp1);
+    assert_eq!(code, "200", "{script}");
+    let key = script
+        .split("/config/52-54-00-99-00-01/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no keyed config URL in\n{script}"))
+        .to_string();
+    assert_eq!(key.len(), 32, "{key}");
+    let keyed = |what: &str| format!("{base}/config/52-54-00-99-00-01/{key}/{what}");
+    // The same script again (a retry) gets the same key: it costs nothing.
+    let (_, again) = curl(&format!("{base}/ipxe/52-54-00-99-00-01.ipxe"), &cp1);
+    assert!(again.contains(&key), "the same key within a minute");
+    // Another node's address, the key or not, gets nothing of cp1's.
+    let (code, _) = curl(&keyed("installed"), &["--interface", "127.0.0.21"]);
+    assert_eq!(code, "403", "w1 may not fetch cp1's config");
+    let (code, _) = curl(
+        &format!("{base}/config/52-54-00-99-00-01/{}/installed", "0".repeat(32)),
+        &cp1,
     );
-    assert_eq!(code, "200");
+    assert_eq!(code, "403", "a wrong key");
+    let (code, body) = curl(&keyed("installed"), &cp1);
+    assert_eq!(code, "200", "{body}");
     assert!(body.contains("\"ignition\""));
-    // The real CA travels only to its node, and the kubeadm config carries the real
-    // token, which is in the state directory.
-    let token = std::fs::read_to_string(state.join("pki/token")).unwrap_or_default();
-    let (_, cp_kubeadm) = curl(
-        &format!("{base}/config/52-54-00-99-00-01/installed"),
-        &["--interface", "127.0.0.11"],
-    );
-    assert!(!token.trim().is_empty());
-    let decoded = decode_data_urls(&cp_kubeadm);
-    assert!(
-        decoded.contains(token.trim()),
-        "cp1's config carries the bootstrap token"
-    );
+    let decoded = decode_data_urls(&body);
     assert!(decoded.contains("BEGIN"), "cp1's config carries its keys");
-    let (code, body) = curl(
-        &format!("{base}/config/52-54-00-99-00-01/installed"),
-        &["--interface", "127.0.0.21"],
+    // The install script carries the key onwards and the report URL.
+    let (code, install) = curl(&keyed("install.sh"), &cp1);
+    assert_eq!(code, "200", "{install}");
+    assert!(
+        install.contains(&format!("/config/52-54-00-99-00-01/{key}/installed")),
+        "{install}"
     );
-    assert_eq!(code, "403", "w1 may not fetch cp1's config: {body}");
+    let report = install
+        .split('\'')
+        .find(|s| s.contains("/report/"))
+        .unwrap_or_else(|| panic!("no report URL in\n{install}"))
+        .replace("http://127.0.0.1:8080", &base);
+    let (code, _) = curl(&format!("{report}/installed"), &["-X", "POST"]);
+    assert_eq!(code, "200", "the report token proves the install");
+    // Installed: the key is burned; using it again is a replay.
+    let (code, body) = curl(&keyed("installed"), &cp1);
+    assert_eq!(code, "410", "a replayed key: {body}");
+    // The machine's life shows the key issued, the secrets served, the refusals.
+    let (_, life) = curl(
+        &format!("{base}/api/v1/machines/cp1"),
+        &["-H", &format!("authorization: Bearer {}", api_token(&state))],
+    );
+    for event in ["armed", "key-issued", "secret-served", "refused"] {
+        assert!(life.contains(event), "no {event} in\n{life}");
+    }
     let (code, body) = curl(
         &format!("{base}/4081.2.0/flatcar_production_image.bin.bz2"),
         &[],
@@ -137,9 +170,10 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
         logs.contains("REFUSED"),
         "the refused fetch is logged:\n{logs}"
     );
-    assert!(logs.contains("secret config served"), "{logs}");
+    assert!(logs.contains("secret served"), "{logs}");
+    assert!(logs.contains("replay"), "the replay is logged:\n{logs}");
 
-    // A second start reuses the PKI: same CA, same token.
+    // A second start reuses the PKI: same CA.
     let ca = std::fs::read(state.join("pki/ca.crt")).unwrap_or_default();
     let again = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args([
@@ -165,11 +199,16 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
         std::fs::read(state.join("pki/ca.crt")).unwrap_or_default(),
         ca
     );
-    assert_eq!(
-        std::fs::read_to_string(state.join("pki/token")).unwrap_or_default(),
-        token
-    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The operator's API token in the state directory.
+fn api_token(state: &Path) -> String {
+    std::fs::read(state.join("api-token"))
+        .unwrap_or_default()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The Ignition files are `data:;base64,` URLs: decode them all into one text.
