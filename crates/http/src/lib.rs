@@ -156,8 +156,7 @@ pub trait Provisioning: Send + Sync + 'static {
     fn ipxe_script(&self, mac: MacAddr, peer: SocketAddr, query: &str) -> Reply;
     /// `GET /config/<mac>/[<key>/]<what>`: one of a node's configurations for `peer`,
     /// with the one-time install key the request carries, if any.
-    fn config(&self, mac: MacAddr, file: ConfigFile, key: Option<&str>, peer: SocketAddr)
-    -> Reply;
+    fn config(&self, mac: MacAddr, file: ConfigFile, key: Option<&str>, peer: SocketAddr) -> Reply;
     /// `GET /cloud-configs/<file>`: the cloud-config seed files.
     fn cloud_config(&self, file: CloudConfigFile, peer: SocketAddr) -> Reply;
     /// `POST /report/<mac>/<token>/<event>`: install progress, proven by `token`.

@@ -58,7 +58,7 @@ impl Provisioning for Stub {
     fn ipxe_script(&self, _: MacAddr, _: SocketAddr, _: &str) -> Reply {
         Reply::NotFound
     }
-    fn config(&self, _: MacAddr, _: ConfigFile, _: SocketAddr) -> Reply {
+    fn config(&self, _: MacAddr, _: ConfigFile, _: Option<&str>, _: SocketAddr) -> Reply {
         Reply::NotFound
     }
     fn cloud_config(&self, _: CloudConfigFile, _: SocketAddr) -> Reply {

@@ -266,7 +266,10 @@ pub fn key_hash(key: &str) -> String {
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && !a.is_empty()
-        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl Machine {
@@ -832,7 +835,11 @@ mod tests {
     #[test]
     fn every_state_before_ready_times_out_and_an_installed_machine_keeps_its_disk() {
         for (inputs, state, reason) in [
-            (vec![dhcp("bios")], State::Discovered, "fetched no boot script"),
+            (
+                vec![dhcp("bios")],
+                State::Discovered,
+                "fetched no boot script",
+            ),
             (
                 vec![
                     dhcp("bios"),

@@ -38,13 +38,7 @@ impl Provisioning for Live {
         }
     }
 
-    fn config(
-        &self,
-        mac: MacAddr,
-        file: ConfigFile,
-        key: Option<&str>,
-        peer: SocketAddr,
-    ) -> Reply {
+    fn config(&self, mac: MacAddr, file: ConfigFile, key: Option<&str>, peer: SocketAddr) -> Reply {
         let s = self.current();
         let Some(node) = s.cluster.node_by_mac(mac) else {
             return Reply::NotFound;

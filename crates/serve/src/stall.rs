@@ -1,6 +1,8 @@
-//! The stall policy of `serve`: a machine whose install stops making progress for
-//! `os.install_timeout` is retried once through its BMC (PXE once, power off and on)
-//! when it has one, else, or when the retry too stalls, marked failed with the reason.
+//! The stall policy of `serve`: a machine that stops making progress for
+//! `os.install_timeout` in any state before `ready` (it got DHCP and never fetched its
+//! boot script, it boots or installs, or it installed and never came up) is retried
+//! once through its BMC (PXE once, power off and on) when it has one, else, or when
+//! the retry too stalls, marked failed with the reason.
 //! [`find`] decides (and records the decision in the machine's lifecycle); [`watch`]
 //! runs it every few seconds and carries retries out through a [`Retry`] it is given.
 
@@ -132,5 +134,54 @@ nodes:
             "the retry's timeout starts again"
         );
         assert_eq!(find(&t, c, 1200), [Stall::Failed(cp1)], "one retry only");
+    }
+
+    #[test]
+    fn a_machine_stuck_after_dhcp_or_after_its_install_is_noticed() {
+        use slipway_lifecycle::{Report, State};
+        let loaded =
+            slipway_cluster::load_str("t.yaml", CLUSTER, Path::new("/"), &slipway_cluster::NoHost);
+        let Some(c) = loaded.valid() else {
+            panic!("{}", loaded.diagnostics.render(CLUSTER));
+        };
+        let t = Tracker::new(Arc::new(MemoryStore::default()), b"k".repeat(32))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let w1 = c.nodes[1].mac;
+        // Got DHCP from its PXE ROM, then nothing.
+        t.record(
+            w1,
+            0,
+            Input::DhcpSeen {
+                firmware: "bios".into(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(find(&t, c, 599).is_empty());
+        assert_eq!(find(&t, c, 600), [Stall::Failed(w1)]);
+        let m = t.machine(w1).unwrap_or_else(|| panic!("recorded"));
+        assert_eq!(m.state, State::Failed);
+        assert!(
+            m.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("fetched no boot script")),
+            "{:?}",
+            m.reason
+        );
+        // Re-armed, installed, and never came up.
+        t.record(w1, 700, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.record(w1, 710, Input::Reported(Report::Installed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(find(&t, c, 1309).is_empty());
+        assert_eq!(find(&t, c, 1310), [Stall::Failed(w1)]);
+        let m = t.machine(w1).unwrap_or_else(|| panic!("recorded"));
+        assert!(
+            m.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("did not report ready")),
+            "{:?}",
+            m.reason
+        );
+        assert!(!m.boots_installer(), "its disk is installed: it boots it");
     }
 }

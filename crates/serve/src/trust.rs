@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(g.recent_key(MAC, 159, |_| true).as_deref(), Some("k"));
         assert_eq!(g.recent_key(MAC, 160, |_| true), None, "too old");
         assert_eq!(g.recent_key(MAC, 120, |_| false), None, "no longer current");
-        assert_eq!(g.recent_key(MacAddr([2, 0, 0, 0, 0, 2]), 120, |_| true), None);
+        assert_eq!(
+            g.recent_key(MacAddr([2, 0, 0, 0, 0, 2]), 120, |_| true),
+            None
+        );
     }
 
     #[test]
@@ -117,6 +120,10 @@ mod tests {
         }
         assert_eq!(g.refusal_line(7), None);
         assert_eq!(g.refusal_line(7), None);
-        assert_eq!(g.refusal_line(8), Some(2), "the suppressed lines are counted");
+        assert_eq!(
+            g.refusal_line(8),
+            Some(2),
+            "the suppressed lines are counted"
+        );
     }
 }

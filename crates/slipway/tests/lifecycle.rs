@@ -193,11 +193,19 @@ fn install_once_with_reports_and_reinstall() {
     // The live system fetches its install config, then the install script, from its
     // address, with the key.
     assert_eq!(
-        curl(&["--interface", "127.0.0.11", &format!("{b}/config/{mac}/install")]).0,
+        curl(&[
+            "--interface",
+            "127.0.0.11",
+            &format!("{b}/config/{mac}/install")
+        ])
+        .0,
         403,
         "no key, no config"
     );
-    assert_eq!(curl(&["--interface", "127.0.0.11", &keyed("install")]).0, 200);
+    assert_eq!(
+        curl(&["--interface", "127.0.0.11", &keyed("install")]).0,
+        200
+    );
     assert_eq!(state_of(&dir, &b, "cp1"), "installing");
     assert_eq!(
         curl(&[&keyed("install.sh")]).0,
@@ -227,7 +235,10 @@ fn install_once_with_reports_and_reinstall() {
         "the install token cannot say ready"
     );
     // The key is burned: a replay is refused as such.
-    assert_eq!(curl(&["--interface", "127.0.0.11", &keyed("installed")]).0, 410);
+    assert_eq!(
+        curl(&["--interface", "127.0.0.11", &keyed("installed")]).0,
+        410
+    );
 
     // Install once: the next network boot boots the disk.
     let (_, again) = curl(&[
@@ -240,8 +251,8 @@ fn install_once_with_reports_and_reinstall() {
         "{again}"
     );
 
-    let pxe = tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", "127.0.0.11")
-        .unwrap_or_default();
+    let pxe =
+        tftp_get(&s.tftp, "pxelinux.cfg/01-52-54-00-99-00-01", "127.0.0.11").unwrap_or_default();
     assert!(
         pxe.contains("localboot 0") && !pxe.contains("vmlinuz"),
         "pxelinux boots the disk too: {pxe}"

@@ -84,7 +84,10 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     // Before its install is armed, cp1's own address gets nothing secret.
     let (code, body) = curl(&format!("{base}/config/52-54-00-99-00-01/installed"), &cp1);
     assert_eq!(code, "403", "not armed yet: {body}");
-    assert!(body.contains("not armed") || body.contains("install key"), "{body}");
+    assert!(
+        body.contains("not armed") || body.contains("install key"),
+        "{body}"
+    );
     // Its boot script (this server runs no DHCP: the first boot script from the
     // machine arms it) carries a one-time install key in the config URL.
     let (code, script) = curl(&format!("{base}/ipxe/52-54-00-99-00-01.ipxe"), &cp1);
@@ -104,7 +107,10 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     let (code, _) = curl(&keyed("installed"), &["--interface", "127.0.0.21"]);
     assert_eq!(code, "403", "w1 may not fetch cp1's config");
     let (code, _) = curl(
-        &format!("{base}/config/52-54-00-99-00-01/{}/installed", "0".repeat(32)),
+        &format!(
+            "{base}/config/52-54-00-99-00-01/{}/installed",
+            "0".repeat(32)
+        ),
         &cp1,
     );
     assert_eq!(code, "403", "a wrong key");
@@ -133,7 +139,10 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     // The machine's life shows the key issued, the secrets served, the refusals.
     let (_, life) = curl(
         &format!("{base}/api/v1/machines/cp1"),
-        &["-H", &format!("authorization: Bearer {}", api_token(&state))],
+        &[
+            "-H",
+            &format!("authorization: Bearer {}", api_token(&state)),
+        ],
     );
     for event in ["armed", "key-issued", "secret-served", "refused"] {
         assert!(life.contains(event), "no {event} in\n{life}");
@@ -253,4 +262,85 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A host that takes a node's address AFTER the install window closed gets nothing,
+/// even with the key the machine was given; the refusal is audited at the default log
+/// level and recorded in the machine's life.
+#[test]
+fn the_install_window_closes() {
+    let dir = std::env::temp_dir().join(format!("slipway-window-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("cluster.yaml");
+    std::fs::write(
+        &file,
+        CLUSTER.replace("assets: mirror}", "assets: mirror, install_timeout: 2s}"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args(["--state-dir", state.to_str().unwrap_or_default(), "serve"])
+        .arg(&file)
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--no-dns",
+            "--no-dhcp",
+            "--no-tftp",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!(
+        "http://{}",
+        line.trim()
+            .strip_prefix("http listening on ")
+            .unwrap_or_else(|| panic!("unexpected: {line}"))
+    );
+    let w1 = ["--interface", "127.0.0.21"];
+    let (code, script) = curl(&format!("{base}/ipxe/52-54-00-99-00-02.ipxe"), &w1);
+    assert_eq!(code, "200", "{script}");
+    let key = script
+        .split("/config/52-54-00-99-00-02/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no keyed URL in\n{script}"))
+        .to_string();
+    let url = format!("{base}/config/52-54-00-99-00-02/{key}/installed");
+    let (code, _) = curl(&url, &w1);
+    assert_eq!(code, "200", "inside the window");
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, body) = curl(&url, &w1);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("not armed"), "{body}");
+    let (code, body) = curl(&format!("{base}/ipxe/52-54-00-99-00-02.ipxe"), &w1);
+    assert_eq!(code, "403", "no new key either: {body}");
+    let (_, life) = curl(
+        &format!("{base}/api/v1/machines/w1"),
+        &[
+            "-H",
+            &format!("authorization: Bearer {}", api_token(&state)),
+        ],
+    );
+    assert!(life.contains("the install is not armed"), "{life}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut logs = String::new();
+    let _ = std::io::Read::read_to_string(
+        &mut child.stderr.take().unwrap_or_else(|| panic!("no stderr")),
+        &mut logs,
+    );
+    assert!(
+        logs.contains("REFUSED") && logs.contains("the install is not armed"),
+        "{logs}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -243,8 +243,7 @@ impl Tracker {
     /// the key issued before, so a machine that reboots mid-install gets a new one).
     pub fn issue_key(&self, mac: MacAddr, now: u64, peer: &str) -> Result<String, ReportError> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ReportError::Random(e.to_string()))?;
+        getrandom::fill(&mut bytes).map_err(|e| ReportError::Random(e.to_string()))?;
         let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         self.with(|all| {
             let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
