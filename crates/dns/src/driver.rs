@@ -86,6 +86,26 @@ impl Default for Options {
     }
 }
 
+/// Who the server answers and how often: the part of [`Options`] a running server
+/// takes changes of ([`serve_with_access`]), e.g. on a reload of the cluster file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// As [`Options::allowed_clients`].
+    pub allowed_clients: Vec<ipnet::IpNet>,
+    /// As [`Options::rate_limit`].
+    pub rate_limit: u32,
+}
+
+impl Access {
+    /// The access part of `options`.
+    pub fn of(options: &Options) -> Access {
+        Access {
+            allowed_clients: options.allowed_clients.clone(),
+            rate_limit: options.rate_limit,
+        }
+    }
+}
+
 /// Whether `source` is in one of `allowed`.
 fn allowed(allowed: &[ipnet::IpNet], source: std::net::IpAddr) -> bool {
     let source = match source {
@@ -206,6 +226,23 @@ pub async fn serve(
     options: &Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    // Nobody changes this server's access: the sender lives as long as the server.
+    let (keep, access) = tokio::sync::watch::channel(Access::of(options));
+    let served = serve_with_access(listeners, zone, upstreams, options, access, shutdown).await;
+    drop(keep);
+    served
+}
+
+/// [`serve`], taking who is answered and how often from `access` (its first value,
+/// then every change sent to it: a reload), instead of from `options`.
+pub async fn serve_with_access(
+    listeners: Listeners,
+    zone: ZoneHandle,
+    upstreams: &[SocketAddr],
+    options: &Options,
+    access: tokio::sync::watch::Receiver<Access>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let udp_addr = listeners.udp.local_addr().map_err(|e| Error::Serve {
         reason: format!("UDP socket: {e}"),
     })?;
@@ -233,15 +270,14 @@ pub async fn serve(
         handler.clone(),
         options.tcp_max_connections,
         options.tcp_idle_timeout,
-        options.allowed_clients.clone(),
+        access.clone(),
     );
     let udp = serve_udp(
         Arc::new(listeners.udp),
         zone,
         handler,
         options.max_forwarded,
-        options.allowed_clients.clone(),
-        RateLimit::new(options.rate_limit),
+        access,
     );
     tokio::pin!(tcp, udp, shutdown);
     let result = tokio::select! {
@@ -587,9 +623,10 @@ async fn serve_udp(
     zone: ZoneHandle,
     handler: SharedCatalog,
     max_slow: usize,
-    clients: Vec<ipnet::IpNet>,
-    mut limit: Option<RateLimit>,
+    mut access: tokio::sync::watch::Receiver<Access>,
 ) -> io::Error {
+    let mut current = access.borrow_and_update().clone();
+    let mut limit = RateLimit::new(current.rate_limit);
     let mut refused_logged: Option<std::time::Instant> = None;
     // Forwarded queries wait on upstreams; allow them beside the cap on forwarding.
     let slow = Arc::new(Semaphore::new(max_slow.max(1) * 2));
@@ -602,7 +639,15 @@ async fn serve_udp(
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
             Err(e) => return e,
         };
-        if !allowed(&clients, src.ip()) {
+        if access.has_changed().unwrap_or(false) {
+            let next = access.borrow_and_update().clone();
+            if next.rate_limit != current.rate_limit {
+                limit = RateLimit::new(next.rate_limit);
+            }
+            info!(clients = ?next.allowed_clients, rate_limit = next.rate_limit, "DNS: access changed");
+            current = next;
+        }
+        if !allowed(&current.allowed_clients, src.ip()) {
             let now = std::time::Instant::now();
             if refused_logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
                 refused_logged = Some(now);
@@ -704,7 +749,7 @@ async fn serve_tcp(
     handler: SharedCatalog,
     max_connections: usize,
     idle_timeout: Duration,
-    clients: Vec<ipnet::IpNet>,
+    access: tokio::sync::watch::Receiver<Access>,
 ) {
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let mut connections = JoinSet::new();
@@ -719,7 +764,7 @@ async fn serve_tcp(
                 continue;
             }
         };
-        if !allowed(&clients, peer.ip()) {
+        if !allowed(&access.borrow().allowed_clients, peer.ip()) {
             debug!(%peer, "DNS: TCP connection from outside the allowed client networks closed");
             drop(stream);
             continue;

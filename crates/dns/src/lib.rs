@@ -72,7 +72,7 @@ mod fast;
 mod handle;
 mod zone;
 
-pub use driver::{Listeners, Options, serve};
+pub use driver::{Access, Listeners, Options, serve, serve_with_access};
 pub use error::Error;
 pub use handle::ZoneHandle;
 pub use zone::{

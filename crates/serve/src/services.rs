@@ -1,6 +1,7 @@
 //! The running services' handles, and putting a new configuration in force in all of
 //! them at once (a reload): the DHCP engine's configuration, the DNS zone (dynamic names
-//! kept), and the snapshot the HTTP and TFTP answers read. Leases, machine lives and
+//! kept) and its client networks and rate limit, and the snapshot the HTTP and TFTP
+//! answers read. Leases, machine lives and
 //! transfers in flight are kept.
 
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ pub struct Services {
     pub live: Arc<Live>,
     /// The DNS zone, when DNS runs.
     pub dns: Option<slipway_dns::ZoneHandle>,
+    /// Who the DNS server answers and how often, when DNS runs.
+    pub dns_access: Option<tokio::sync::watch::Sender<slipway_dns::Access>>,
     /// The DHCP engine, when DHCP runs.
     pub dhcp: Option<Arc<Mutex<slipway_dhcp::Engine>>>,
 }
@@ -38,6 +41,14 @@ impl Services {
                 }
                 Err(e) => tracing::error!("DNS zone not reloaded: {e}"),
             }
+        }
+        if let Some(access) = &self.dns_access {
+            let next = slipway_dns::Access::of(&crate::dns_options(&snapshot.cluster));
+            access.send_if_modified(|current| {
+                let changed = *current != next;
+                *current = next;
+                changed
+            });
         }
         let nodes = snapshot.cluster.nodes.len();
         self.live.replace(snapshot);

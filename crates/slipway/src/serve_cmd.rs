@@ -261,6 +261,7 @@ async fn run(
 
     // DNS.
     let mut zone_handle = None;
+    let mut dns_access = None;
     if !listen.no_dns {
         let zone = slipway_dns::Zone::from_cluster(&cluster).context("building the DNS zone")?;
         let handle = slipway_dns::ZoneHandle::new(zone);
@@ -274,11 +275,20 @@ async fn run(
         say!("dns listening on {}", listeners.udp_addr().unwrap_or(addr));
         let upstreams = cluster.network.upstream_dns.clone();
         let options = slipway_serve::dns_options(&cluster);
+        let (access_tx, access) = watch::channel(slipway_dns::Access::of(&options));
+        dns_access = Some(access_tx);
         let rx = stop_rx.clone();
         tasks.spawn(async move {
-            slipway_dns::serve(listeners, handle, &upstreams, &options, stopped(rx))
-                .await
-                .context("DNS server")
+            slipway_dns::serve_with_access(
+                listeners,
+                handle,
+                &upstreams,
+                &options,
+                access,
+                stopped(rx),
+            )
+            .await
+            .context("DNS server")
         });
     }
 
@@ -373,6 +383,7 @@ async fn run(
     let services = slipway_serve::Services {
         live,
         dns: zone_handle,
+        dns_access,
         dhcp: dhcp_handle,
     };
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -344,3 +344,102 @@ fn the_install_window_closes() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reload (SIGHUP) puts the DNS server's new limits in force: `network.dns_rate_limit`
+/// 1 lets a burst of 40 queries from one client get about 2 answers; after the reload
+/// with no limit (0), all 40. (Loopback is always an allowed client, so the client
+/// networks themselves are tested where namespaces give other addresses: the limits
+/// travel the same way.)
+#[test]
+fn a_reload_changes_the_dns_limits() {
+    let dir = std::env::temp_dir().join(format!("slipway-dnsacl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("cluster.yaml");
+    let limited = |n: u32| {
+        CLUSTER.replace(
+            "subnet: 127.0.0.0/24}",
+            &format!("subnet: 127.0.0.0/24, dns_rate_limit: {n}}}"),
+        )
+    };
+    std::fs::write(&file, limited(1)).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
+        .args([
+            "--state-dir",
+            dir.join("state").to_str().unwrap_or_default(),
+            "serve",
+        ])
+        .arg(&file)
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-dhcp", "--no-tftp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
+    let mut dns = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with("ready") {
+            break;
+        }
+        if let Some(a) = line.trim().strip_prefix("dns listening on ") {
+            dns = a.to_string();
+        }
+    }
+    let server: std::net::SocketAddr = dns.parse().unwrap_or_else(|e| panic!("{dns}: {e}"));
+    // 40 queries for cp1.t.internal A at once from one socket; the answers counted.
+    let burst = || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for id in 0..40u16 {
+            let mut q = id.to_be_bytes().to_vec();
+            q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+            for label in ["cp1", "t", "internal"] {
+                q.push(label.len() as u8);
+                q.extend_from_slice(label.as_bytes());
+            }
+            q.extend_from_slice(&[0, 0, 1, 0, 1]);
+            socket.send_to(&q, server).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut answers = 0;
+        let mut buf = [0u8; 512];
+        while socket.recv_from(&mut buf).is_ok() {
+            answers += 1;
+        }
+        answers
+    };
+    let before = burst();
+    assert!(
+        (1..=3).contains(&before),
+        "rate 1/s: {before} answers of 40"
+    );
+    std::fs::write(&file, limited(0)).unwrap_or_else(|e| panic!("{e}"));
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = burst();
+        if after == 40 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not lift the limit: {after} answers of 40"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
