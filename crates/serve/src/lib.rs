@@ -207,9 +207,9 @@ impl Live {
         }
     }
 
-    /// For a server that sees no DHCP (`network.dhcp.mode: off`, or DHCP not run):
-    /// the first boot script a machine fetches from its own address arms its install,
-    /// as its first PXE DHCP would.
+    /// For a server that records no machine's DHCP (`network.dhcp.mode: off` or
+    /// `proxy`, or DHCP not run): the first boot script a machine fetches from its own
+    /// address arms its install, as its first PXE DHCP would.
     pub fn arm_on_boot_script(&self, yes: bool) {
         self.arm_on_boot_script
             .store(yes, std::sync::atomic::Ordering::Relaxed);

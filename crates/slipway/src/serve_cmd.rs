@@ -222,8 +222,9 @@ async fn run(
         tracker.clone(),
         admin_token,
     );
-    // Without a DHCP server of its own, slipway sees no PXE DHCP to arm installs with.
-    live.arm_on_boot_script(cluster.network.dhcp.mode == DhcpMode::Off || listen.no_dhcp);
+    // Only as the network's DHCP server does slipway record machines' PXE DHCP (a
+    // ProxyDHCP answer binds nothing): otherwise the first boot script arms an install.
+    live.arm_on_boot_script(cluster.network.dhcp.mode != DhcpMode::Authoritative || listen.no_dhcp);
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
