@@ -132,7 +132,7 @@ for j in "${JOBS[@]}"; do wait "$j" || true; done
 T1=$(date +%s.%N)
 
 # ---------------------------------------------------------------- verdict
-ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" --json > "$W/logs/status.json" || true
+ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" --json > "$W/logs/status.json" || true
 fail=0
 for ((i=0; i<NVMS; i++)); do
   read -r rc secs fw < "$W/run/vm$i.result" || { rc=?; secs=0; fw=?; }
@@ -163,7 +163,7 @@ for ((i=0; i<NVMS; i++)); do
   printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%-6s ready_after=%ss  path: %s%s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist" "${ttr:-?}" "$path" "$note"
   [ "$ok" = PASS ] || { fail=1; tail -n 40 "$s" | sed "s/^/  vm$i| /"; }
 done
-ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
+ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" | sed 's/^/  /'
 ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" vm0 | sed 's/^/  /'
 if [ "${KILL:-0}" = 1 ] && [ ! -f "$W/run/slipway2.pid" ]; then
   log "slipway was never killed and restarted"; fail=1

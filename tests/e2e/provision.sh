@@ -192,7 +192,7 @@ done
 fail=0
 [ "$PRC" = 0 ] || { log "slipway provision exited $PRC"; fail=1; }
 grep -q "^provisioned $NVMS of $NVMS in" "$W/logs/provision.out" || { log "provision did not report all $NVMS provisioned"; fail=1; }
-ip netns exec "$NS" timeout 30 "$SLIPWAY" --offline status "$W/cluster.yaml" --json > "$W/logs/status.json" || true
+ip netns exec "$NS" timeout 30 "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" --json > "$W/logs/status.json" || true
 ip netns exec "$NS" env "$BMC_PW_VAR=$BMC_PW" timeout 60 "$SLIPWAY" --offline power "$W/cluster.yaml" status --all \
   > "$W/logs/power-status.out" 2>&1 || true
 for ((i=0; i<NVMS; i++)); do

@@ -185,12 +185,12 @@ for ((i=0; i<NVMS; i++)); do
 done
 # The lifecycle saw each machine boot and fetch its install config (this test OS does
 # not install to disk, so "installing" is as far as it goes).
-ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" --json > "$W/logs/status.json" || fail=1
+ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" --json > "$W/logs/status.json" || fail=1
 for ((i=0; i<NVMS; i++)); do
   st=$(machine_state "$W/logs/status.json" "vm$i")
   [ "$st" = installing ] || { log "vm$i: lifecycle state '$st', expected 'installing'"; fail=1; }
 done
-ip netns exec "$NS" "$SLIPWAY" --offline status "$W/cluster.yaml" | sed 's/^/  /'
+ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" | sed 's/^/  /'
 [ "$fail" = 0 ] || { log "slipway log tail:"; tail -n 40 "$W/logs/slipway.log" >&2; }
 printf 'TOTAL: %d VM(s) %s in %.2fs\n' "$NVMS" "$([ $fail = 0 ] && echo PASS || echo FAIL)" "$(awk "BEGIN{print $T1 - $T0}")"
 exit $fail

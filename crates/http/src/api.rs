@@ -1,19 +1,26 @@
 //! The operator's JSON API under `/api/v1/`: the cluster, its nodes, the machines'
-//! lives, re-arming an install, and this API's own OpenAPI description.
+//! lives, re-arming an install, and this API's own OpenAPI description. Served on a
+//! listener of its own ([`crate::serve_api`]); every request, reads included, needs
+//! the operator token as `Authorization: Bearer <token>` (401 otherwise).
 //!
 //! Every route is listed in [`ROUTES`] and described in [`ApiDoc`]; a test checks
 //! that the two and the router agree.
 
 pub mod types;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::{ApiError, Shared, not_found, text};
 use types::{
@@ -21,14 +28,29 @@ use types::{
     NodeUrls, NodeView, OsView,
 };
 
+/// The port the operator API listens on by default, on loopback
+/// ([`DEFAULT_LISTEN`]).
+pub const DEFAULT_PORT: u16 = 9180;
+
+/// Where `slipway serve` listens for the operator API unless told otherwise, and where
+/// the CLI looks for it: `127.0.0.1:9180`.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, DEFAULT_PORT));
+
+/// The name of the operator token's security scheme in [`ApiDoc`].
+pub const SECURITY_SCHEME: &str = "operator_token";
+
 /// The operator API's OpenAPI description, generated from the handlers and the types
-/// of [`types`]; served at `GET /api/v1/openapi.json`.
+/// of [`types`]; served at `GET /api/v1/openapi.json`. Every operation needs the
+/// [`SECURITY_SCHEME`] (HTTP bearer).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "slipway operator API",
-        description = "The cluster, its nodes and the machines' lives, as the running `slipway serve` sees them."
+        description = "The cluster, its nodes and the machines' lives, as the running `slipway serve` sees them. Every request needs the operator token (`<state-dir>/api-token`, as hex) as `Authorization: Bearer <token>`."
     ),
+    modifiers(&OperatorToken),
+    security(("operator_token" = [])),
     paths(
         api_machines,
         api_machine,
@@ -52,6 +74,26 @@ use types::{
     ))
 )]
 pub struct ApiDoc;
+
+/// Declares the [`SECURITY_SCHEME`] in the document's components.
+struct OperatorToken;
+
+impl Modify for OperatorToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The operator token: the hex of `<state-dir>/api-token`, which `slipway serve` makes once.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Every operator route as (method, path), paths in OpenAPI's `{param}` syntax,
 /// which is axum's too. The router registers exactly these.
@@ -80,11 +122,95 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
     }
 }
 
-/// The operator routes, [`ROUTES`] with their handlers.
-pub(crate) fn routes() -> Router<Shared> {
-    ROUTES.iter().fold(Router::new(), |r, (method, path)| {
-        r.route(path, handler(method, path))
-    })
+/// The operator routes, [`ROUTES`] with their handlers, behind the token check (which
+/// guards any other path too: without the token nothing is learned, not even which
+/// paths exist).
+pub(crate) fn routes(provisioning: Shared) -> Router {
+    ROUTES
+        .iter()
+        .fold(Router::new(), |r, (method, path)| {
+            r.route(path, handler(method, path))
+        })
+        .fallback(|| async { not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            provisioning.clone(),
+            authorize,
+        ))
+        .with_state(provisioning)
+}
+
+/// Lets a request through only with `Authorization: Bearer <operator token>`: 401 with
+/// `WWW-Authenticate: Bearer` otherwise; 404 when the server offers no API.
+async fn authorize(State(p): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(expected) = p.operator_token() else {
+        return not_found();
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer);
+    let challenge = match given {
+        Some(token) if same_secret(token, &expected) => return next.run(request).await,
+        Some(_) => r#"Bearer realm="slipway", error="invalid_token""#,
+        None => r#"Bearer realm="slipway""#,
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    refused(
+        &peer,
+        request.method().as_str(),
+        request.uri().path(),
+        given.is_some(),
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::WWW_AUTHENTICATE, challenge),
+            (header::CONTENT_TYPE, crate::TEXT),
+        ],
+        "operator token required: send `Authorization: Bearer <token>`, the hex of <state-dir>/api-token\n",
+    )
+        .into_response()
+}
+
+/// The token of an `Authorization` value `Bearer <token>` (the scheme in any case).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Logs a refused request: at most one line per 10 s (a client hammering the API
+/// cannot flood the log), with how many went unlogged before it.
+fn refused(peer: &str, method: &str, path: &str, wrong_token: bool) {
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(10)) {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    *last = Some(now);
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    let why = if wrong_token {
+        "a wrong operator token"
+    } else {
+        "no operator token"
+    };
+    tracing::warn!(
+        peer,
+        method,
+        path,
+        unlogged,
+        "REFUSED: operator API request with {why} (at most one such line per 10 s)"
+    );
 }
 
 impl IntoResponse for ApiError {
@@ -116,6 +242,7 @@ fn json<T: serde::Serialize>(r: Result<T, ApiError>) -> Response {
     path = "/api/v1/machines",
     responses(
         (status = 200, description = "Every node's machine, in the cluster file's order", body = MachineList),
+        (status = 401, description = "No or a wrong operator token"),
         (status = 404, description = "This server does not track machines")
     )
 )]
@@ -130,6 +257,7 @@ async fn api_machines(State(p): State<Shared>) -> Response {
     params(("id" = String, Path, description = "The node's hostname or MAC")),
     responses(
         (status = 200, description = "The machine with its events", body = MachineView),
+        (status = 401, description = "No or a wrong operator token"),
         (status = 404, description = "No such node", body = ErrorBody)
     )
 )]
@@ -137,8 +265,7 @@ async fn api_machine(State(p): State<Shared>, Path(id): Path<String>) -> Respons
     json(p.machine(&id))
 }
 
-/// Re-arms a machine's install: its next network boot installs it again. Needs the
-/// operator token as `Authorization: Bearer <token>`.
+/// Re-arms a machine's install: its next network boot installs it again.
 #[utoipa::path(
     post,
     path = "/api/v1/machines/{id}/reinstall",
@@ -148,27 +275,14 @@ async fn api_machine(State(p): State<Shared>, Path(id): Path<String>) -> Respons
         (status = 401, description = "No or a wrong operator token"),
         (status = 404, description = "No such node", body = ErrorBody),
         (status = 500, description = "The change could not be stored")
-    ),
-    security(("operator_token" = []))
+    )
 )]
 async fn api_reinstall(
     State(p): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = p.operator_token() else {
-        return not_found();
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same_secret(given, &admin) {
-        tracing::warn!(peer = %peer.ip(), node = id, "REFUSED: reinstall without the operator token");
-        return text(StatusCode::UNAUTHORIZED, "operator token required\n");
-    }
+    tracing::info!(peer = %peer.ip(), node = id, "operator: reinstall");
     json(p.reinstall(&id))
 }
 
@@ -187,7 +301,10 @@ fn same_secret(given: &str, expected: &str) -> bool {
 #[utoipa::path(
     get,
     path = "/api/v1/cluster",
-    responses((status = 200, description = "The cluster", body = ClusterView))
+    responses(
+        (status = 200, description = "The cluster", body = ClusterView),
+        (status = 401, description = "No or a wrong operator token")
+    )
 )]
 async fn api_cluster(State(p): State<Shared>) -> Response {
     Json(p.cluster()).into_response()
@@ -197,7 +314,10 @@ async fn api_cluster(State(p): State<Shared>) -> Response {
 #[utoipa::path(
     get,
     path = "/api/v1/nodes",
-    responses((status = 200, description = "Every node", body = NodeList))
+    responses(
+        (status = 200, description = "Every node", body = NodeList),
+        (status = 401, description = "No or a wrong operator token")
+    )
 )]
 async fn api_nodes(State(p): State<Shared>) -> Response {
     Json(p.nodes()).into_response()
@@ -210,6 +330,7 @@ async fn api_nodes(State(p): State<Shared>) -> Response {
     params(("id" = String, Path, description = "The node's hostname or MAC")),
     responses(
         (status = 200, description = "The node", body = NodeView),
+        (status = 401, description = "No or a wrong operator token"),
         (status = 404, description = "No such node", body = ErrorBody)
     )
 )]
@@ -221,7 +342,10 @@ async fn api_node(State(p): State<Shared>, Path(id): Path<String>) -> Response {
 #[utoipa::path(
     get,
     path = "/api/v1/openapi.json",
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
+    responses(
+        (status = 200, description = "The OpenAPI document", content_type = "application/json"),
+        (status = 401, description = "No or a wrong operator token")
+    )
 )]
 async fn openapi_json() -> Response {
     Json(ApiDoc::openapi()).into_response()
@@ -230,6 +354,24 @@ async fn openapi_json() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_values() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn the_document_declares_the_bearer_scheme_for_every_operation() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let scheme = &doc["components"]["securitySchemes"][SECURITY_SCHEME];
+        assert_eq!(scheme["type"], "http", "{doc}");
+        assert_eq!(scheme["scheme"], "bearer", "{doc}");
+        assert_eq!(doc["security"][0][SECURITY_SCHEME], serde_json::json!([]));
+    }
 
     #[test]
     fn tokens_compare_whole() {

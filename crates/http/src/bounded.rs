@@ -2,7 +2,8 @@
 //! and per client address), in time (headers must arrive within a timeout; a
 //! connection that makes no progress either way for the idle timeout is closed, so a
 //! slow-header or slow-reader client cannot hold a slot), and in memory (hyper's
-//! buffers per connection are capped).
+//! buffers per connection are capped). [`serve_bounded_tls`] does the same behind
+//! TLS, the handshake bounded by the header timeout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 /// The bounds of [`serve_bounded`].
@@ -180,6 +182,36 @@ pub async fn serve_bounded(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// [`serve_bounded`] over TLS with `tls`: each connection's handshake must complete
+/// within the header timeout (it counts against the connection limits like a
+/// request); a client that does not speak TLS is closed.
+pub async fn serve_bounded_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(
+        listener,
+        app,
+        limits,
+        Some(TlsAcceptor::from(tls)),
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_client = Arc::new(PerClient::default());
     let mut refused_logged: Option<Instant> = None;
@@ -225,22 +257,20 @@ pub async fn serve_bounded(
         }
         let app = app.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let service = app.map_request(move |mut req: axum::http::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-            let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(limits.max_buffer.max(8192));
-            let served = builder
-                .serve_connection(io, TowerToHyperService::new(service))
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+            let io = IdleTimeout::new(stream, limits.idle_timeout);
+            match tls {
+                None => serve_connection(io, app, &limits, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(io)) => serve_connection(io, app, &limits, peer).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, "TLS handshake failed: {e}");
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop((permit, slot));
         });
@@ -252,4 +282,26 @@ pub async fn serve_bounded(
     .await;
     connections.abort_all();
     Ok(())
+}
+
+/// Serves one connection's HTTP/1.1 requests with `app`, within `limits`.
+async fn serve_connection<I>(io: I, app: Router, limits: &Limits, peer: std::net::SocketAddr)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = app.map_request(move |mut req: axum::http::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_buffer.max(8192));
+    let served = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+    }
 }

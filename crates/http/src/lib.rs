@@ -5,6 +5,11 @@
 //! this crate parses requests, maps answers to status codes and bodies, serves files,
 //! and checks the operator token.
 //!
+//! Two listeners, two routers. [`serve`] is the machine-facing one ([`router`]): it
+//! serves no operator data, and anything under `/api/` answers 404 there.
+//! [`serve_api`] is the operator's ([`api_router`]): every request, reads included,
+//! needs `Authorization: Bearer <operator token>`, and it can run behind TLS.
+//!
 //! Machine identity is the MAC in the URL AND the request's source address; the
 //! provisioning side decides, the peer address is handed to it with each request.
 //!
@@ -17,12 +22,15 @@
 //! use slipway_http::Provisioning;
 //!
 //! async fn run(provisioning: Arc<dyn Provisioning>) -> std::io::Result<()> {
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//!     // Serve until Ctrl-C.
-//!     slipway_http::serve(listener, provisioning, async {
+//!     let machines = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     let operator = tokio::net::TcpListener::bind("127.0.0.1:9180").await?;
+//!     // Serve both until Ctrl-C (the API in clear text: it is on loopback).
+//!     let stop = async {
 //!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await
+//!     };
+//!     let api = slipway_http::serve_api(operator, provisioning.clone(), None, std::future::pending());
+//!     let (m, a) = tokio::join!(slipway_http::serve(machines, provisioning, stop), api);
+//!     m.and(a)
 //! }
 //! ```
 #![deny(missing_docs)]
@@ -31,6 +39,7 @@ pub mod api;
 pub mod bounded;
 pub mod files;
 mod machine;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,7 +170,8 @@ pub trait Provisioning: Send + Sync + 'static {
     fn cloud_config(&self, file: CloudConfigFile, peer: SocketAddr) -> Reply;
     /// `POST /report/<mac>/<token>/<event>`: install progress, proven by `token`.
     fn report(&self, mac: MacAddr, token: &str, event: ReportEvent, peer: SocketAddr) -> Reply;
-    /// `GET /api/v1/cluster`.
+    /// `GET /api/v1/cluster` (like every API route: only once the operator token was
+    /// checked).
     fn cluster(&self) -> ClusterView;
     /// `GET /api/v1/nodes`.
     fn nodes(&self) -> NodeList;
@@ -171,8 +181,9 @@ pub trait Provisioning: Send + Sync + 'static {
     fn machines(&self) -> Result<MachineList, ApiError>;
     /// `GET /api/v1/machines/<id>`: one machine with every event.
     fn machine(&self, id: &str) -> Result<MachineView, ApiError>;
-    /// The token the operator's changes need as `Authorization: Bearer <token>`;
-    /// `None` when this server takes no changes (they answer 404).
+    /// The token every operator API request needs as `Authorization: Bearer <token>`,
+    /// reads and changes alike; `None` when this server offers no API (every API
+    /// request answers 404).
     fn operator_token(&self) -> Option<String>;
     /// `POST /api/v1/machines/<id>/reinstall`, the token already checked: re-arms
     /// the install and answers the machine as it is now.
@@ -186,16 +197,23 @@ pub trait Provisioning: Send + Sync + 'static {
 /// The state the routes share.
 type Shared = Arc<dyn Provisioning>;
 
-/// Every route: the machine-facing ones, the operator API, the mirror as fallback.
+/// The machine-facing routes, the mirror as fallback. No operator route: anything
+/// under `/api/` answers 404 here (the operator API is [`api_router`], on a listener
+/// of its own).
 pub fn router(provisioning: Arc<dyn Provisioning>) -> Router {
     machine::routes()
-        .merge(api::routes())
         .fallback(machine::mirror)
         .with_state(provisioning)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes, then lets the requests
-/// in flight finish.
+/// The operator API: every route of [`api::ROUTES`], each request (and any other
+/// path) refused with 401 unless it carries the operator token.
+pub fn api_router(provisioning: Arc<dyn Provisioning>) -> Router {
+    api::routes(provisioning)
+}
+
+/// Serves [`router`], the machine-facing routes, on `listener` until `shutdown`
+/// completes, then lets the requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     provisioning: Arc<dyn Provisioning>,
@@ -210,6 +228,23 @@ pub async fn serve(
         shutdown,
     )
     .await
+}
+
+/// Serves [`api_router`], the operator API, on `listener` (over TLS with `tls`) until
+/// `shutdown` completes, then lets the requests in flight finish. Bounded like
+/// [`serve`].
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    provisioning: Arc<dyn Provisioning>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api_router(provisioning);
+    let limits = bounded::Limits::default();
+    match tls {
+        Some(tls) => bounded::serve_bounded_tls(listener, app, limits, tls, shutdown).await,
+        None => bounded::serve_bounded(listener, app, limits, shutdown).await,
+    }
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";

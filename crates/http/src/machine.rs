@@ -1,6 +1,7 @@
 //! The machine-facing routes: what a machine fetches while it boots and installs
 //! (`/boot.ipxe`, `/ipxe/..`, `/config/..`, `/cloud-configs/..`, `/boot/..`), its
-//! progress reports (`/report/..`), and the asset mirror for any other path.
+//! progress reports (`/report/..`), and the asset mirror for any other path but
+//! `/api/..`: the operator API is not served to machines.
 
 use std::net::SocketAddr;
 
@@ -154,20 +155,27 @@ async fn boot_file(
     files::serve_under(&dir, &file, &headers).await
 }
 
-/// Any other path: a file of the asset mirror (GET and HEAD only).
+/// Any other path: a file of the asset mirror (GET and HEAD only); 404 under `/api/`,
+/// whatever the mirror holds, so this listener never looks like the operator API.
 pub(crate) async fn mirror(
     State(p): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let Some(path) = percent_decode(uri.path()) else {
+        return not_found();
+    };
+    if path == "/api" || path.starts_with("/api/") {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: the operator API has a listener of its own (slipway serve --api-listen)\n",
+        );
+    }
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "read-only\n");
     }
     let Some(root) = p.mirror_dir() else {
-        return not_found();
-    };
-    let Some(path) = percent_decode(uri.path()) else {
         return not_found();
     };
     files::serve_under(&root, &path, &headers)

@@ -136,12 +136,18 @@ fn every_documented_path_is_routed_and_every_route_documented() {
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(slipway_http::serve(listener, Arc::new(Stub), async {
-        let _ = stopped.await;
-    }));
+    let server = rt.spawn(slipway_http::serve_api(
+        listener,
+        Arc::new(Stub),
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let base = format!("http://{addr}");
 
     let doc: serde_json::Value = ureq::get(&format!("{base}/api/v1/openapi.json"))
+        .header("Authorization", "Bearer secret")
         .call()
         .unwrap_or_else(|e| panic!("{e}"))
         .body_mut()
@@ -167,14 +173,15 @@ fn every_documented_path_is_routed_and_every_route_documented() {
     routes.sort();
     assert_eq!(documented, routes, "the document and the routes differ");
 
-    // Routed: with no mirror, the fallback answers 404 (GET) or 405 (POST); every
-    // documented operation answers 200 from the stub.
+    // Routed: the fallback answers 404; every documented operation answers 200 from
+    // the stub.
     for (method, path) in &documented {
         let url = format!("{base}{}", path.replace("{id}", "cp1"));
         let what = format!("{method} {url}");
         let code = match method.as_str() {
             "GET" => status(
                 ureq::get(&url)
+                    .header("Authorization", "Bearer secret")
                     .config()
                     .http_status_as_error(false)
                     .build()
@@ -198,6 +205,7 @@ fn every_documented_path_is_routed_and_every_route_documented() {
     let url = format!("{base}/api/v1/nothing");
     let code = status(
         ureq::get(&url)
+            .header("Authorization", "Bearer secret")
             .config()
             .http_status_as_error(false)
             .build()

@@ -162,7 +162,7 @@ fn window(cluster: &Cluster) -> Option<u64> {
 
 impl Live {
     /// Serves `snapshot` without tracking machines: every boot is an install, and the
-    /// machine routes of the API answer 404. Secrets still go only to their node's
+    /// operator API answers 404. Secrets still go only to their node's
     /// address; there is no install window and no install key.
     pub fn new(snapshot: Snapshot) -> Arc<Live> {
         Arc::new(Live {
@@ -174,8 +174,20 @@ impl Live {
         })
     }
 
+    /// [`Live::new`] with an operator API: its requests need `admin_token` as a bearer
+    /// token; its cluster and node routes answer, its machine routes 404.
+    pub fn with_api(snapshot: Snapshot, admin_token: String) -> Arc<Live> {
+        Arc::new(Live {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            tracker: None,
+            admin_token: Some(admin_token),
+            guard: trust::Guard::default(),
+            arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
     /// Serves `snapshot`, tracking machines' lives in `tracker` (whose install window
-    /// is set from `os.install_timeout`); the operator API's changes need
+    /// is set from `os.install_timeout`); every operator API request needs
     /// `admin_token` as a bearer token.
     pub fn tracking(snapshot: Snapshot, tracker: Arc<Tracker>, admin_token: String) -> Arc<Live> {
         tracker.set_install_window(window(&snapshot.cluster));

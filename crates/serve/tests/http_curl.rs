@@ -174,7 +174,13 @@ fn no_way_out_of_the_mirror() {
 #[test]
 fn json_api() {
     let s = start("api", "ignition");
-    let base = format!("http://{}", s.addr);
+    // Not on the machines' listener.
+    let machines = format!("http://{}", s.addr);
+    assert_eq!(curl(&format!("{machines}/api/v1/nodes"), &[]).status, 404);
+    let base = format!("http://{}", s.api);
+    assert_eq!(curl(&format!("{base}/api/v1/nodes"), &[]).status, 401);
+    let auth = format!("authorization: Bearer {}", common::API_TOKEN);
+    let curl = |url: &str, _: &[&str]| curl(url, &["-H", &auth]);
     let nodes = curl(&format!("{base}/api/v1/nodes"), &[]);
     assert_eq!(nodes.status, 200);
     let v: serde_json::Value =

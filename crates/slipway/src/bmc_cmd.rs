@@ -340,15 +340,14 @@ pub fn provision(
     mode: Option<ModeArg>,
     timeout: Duration,
     state_dir: &Path,
-    api: Option<&str>,
+    api: &machine_cmd::ApiArgs,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some((cluster, chosen)) = load(file, targets, offline)? else {
+    let Some((_cluster, chosen)) = load(file, targets, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let nodes: Vec<&Node> = chosen.iter().collect();
-    let base = machine_cmd::api_url(&cluster, api);
-    let token = machine_cmd::operator_token(state_dir)?;
+    let client = machine_cmd::ApiClient::new(api, state_dir)?;
     let dir = base_dir(file);
     let mode = mode.map(|m| match m {
         ModeArg::Bios => BootMode::Bios,
@@ -357,7 +356,8 @@ pub fn provision(
     let started = Instant::now();
     // 1. Re-arm and power-cycle every machine (bounded concurrency).
     let kicked = each(&nodes, targets.parallel, |n| {
-        let generation = machine_cmd::rearm(&base, &token, &n.hostname)?
+        let generation = client
+            .rearm(&n.hostname)?
             .map_err(|why| anyhow!("re-arm refused: {why}"))?;
         let mut bmc = connect(n, dir)?;
         let what = pxe_and_cycle(bmc.as_mut(), mode)?;
@@ -391,7 +391,7 @@ pub fn provision(
             break;
         }
         std::thread::sleep(Duration::from_millis(500));
-        let machines = match machine_cmd::machines(&base) {
+        let machines = match client.machines() {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("slipway: {e:#} (retrying)");

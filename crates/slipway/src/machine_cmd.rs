@@ -2,7 +2,7 @@
 //! asked of the running `slipway serve` over its HTTP API.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,22 +12,157 @@ use slipway_http::api::types::{MachineList, MachineView};
 use crate::EXIT_INVALID;
 use crate::check::{load_valid, write_stdout};
 
-/// The API base URL of the cluster in `file` (or `api` when given).
-fn api_base(file: &Path, api: Option<&str>, offline: bool) -> anyhow::Result<Option<String>> {
-    if let Some(a) = api {
-        return Ok(Some(a.trim_end_matches('/').to_string()));
-    }
-    Ok(load_valid(file, offline)?
-        .map(|c| format!("http://{}:{}", c.network.server, c.network.http_port)))
+/// How the CLI reaches the running `slipway serve`'s operator API: `--api URL`
+/// (default `http://127.0.0.1:9180`), `--api-ca FILE` for a TLS API whose certificate
+/// the system's roots do not vouch for, and the operator token.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ApiArgs {
+    /// The running `slipway serve`'s operator API (its --api-listen); https:// when
+    /// it is not on this machine.
+    #[arg(long, global = true, env = "SLIPWAY_API")]
+    pub api: Option<String>,
+    /// The CA certificate (PEM) that signed the API's TLS certificate (default: the
+    /// Mozilla roots).
+    #[arg(long, global = true, env = "SLIPWAY_API_CA")]
+    pub api_ca: Option<PathBuf>,
 }
 
-fn get<T: serde::de::DeserializeOwned>(url: &str) -> anyhow::Result<T> {
-    let mut resp = ureq::get(url).call().with_context(|| {
-        format!("asking {url} (is `slipway serve` running? give --api URL otherwise)")
-    })?;
-    resp.body_mut()
-        .read_json::<T>()
-        .with_context(|| format!("reading {url}"))
+/// A client of the operator API: where it is, the token every request carries, and
+/// an agent with the TLS trust it needs.
+pub struct ApiClient {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+/// Whether `host` (as a URL writes it) names this machine: `localhost` or a loopback
+/// address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ApiClient {
+    /// A client of the API `args` names, with the operator token from
+    /// `SLIPWAY_API_TOKEN` or `<state_dir>/api-token`. Refuses to send the token in
+    /// clear text (`http://`) to anything but this machine.
+    pub fn new(args: &ApiArgs, state_dir: &Path) -> anyhow::Result<ApiClient> {
+        let default = format!("http://{}", slipway_http::api::DEFAULT_LISTEN);
+        let base = args
+            .api
+            .as_deref()
+            .unwrap_or(&default)
+            .trim_end_matches('/')
+            .to_string();
+        let uri: ureq::http::Uri = base
+            .parse()
+            .with_context(|| format!("--api {base}: not a URL (e.g. https://10.0.0.1:9180)"))?;
+        let host = uri.host().unwrap_or_default().to_string();
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if is_loopback(&host) => {}
+            Some("http") => anyhow::bail!(
+                "--api {base}: refusing to send the operator token in clear text to {host}; \
+                 serve the API with TLS (serve --api-tls-cert/--api-tls-key) and give \
+                 --api https://{host}:PORT (with --api-ca if its certificate is self-made)"
+            ),
+            _ => anyhow::bail!("--api {base}: the URL must start with http:// or https://"),
+        }
+        let token = match std::env::var("SLIPWAY_API_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => operator_token(state_dir)?,
+        };
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = &args.api_ca {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("--api-ca: reading {}", ca.display()))?;
+            let certs = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("--api-ca {}: not a PEM file", ca.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--api-ca {}: no certificate in it (expected -----BEGIN CERTIFICATE-----)",
+                ca.display()
+            );
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .build()
+            .new_agent();
+        Ok(ApiClient { base, token, agent })
+    }
+
+    /// Sends `request` with the token; the status and the body.
+    fn send(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match method {
+            "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
+            _ => self.agent.get(&url).header("Authorization", &auth).call(),
+        };
+        let mut resp = sent.with_context(|| {
+            format!("asking {url} (is `slipway serve` running, with its operator API there? give --api URL otherwise)")
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .with_context(|| format!("reading {url}"))?;
+        if status == 401 {
+            anyhow::bail!(
+                "{url}: 401, the operator token was refused (it is <state-dir>/api-token of that `slipway serve`, or SLIPWAY_API_TOKEN as hex)"
+            );
+        }
+        Ok((status, body))
+    }
+
+    /// `GET path` as JSON, any status but 200 an error.
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let (status, body) = self.send("GET", path)?;
+        anyhow::ensure!(
+            status == 200,
+            "{}{path}: {status}: {}",
+            self.base,
+            body.trim()
+        );
+        serde_json::from_str(&body).with_context(|| format!("reading {}{path}", self.base))
+    }
+
+    /// Re-arms `node`'s install: `Ok(Ok(generation))`, or `Ok(Err(why))` when the
+    /// server refused.
+    pub fn rearm(&self, node: &str) -> anyhow::Result<Result<u64, String>> {
+        let (status, body) = self.send("POST", &format!("/api/v1/machines/{node}/reinstall"))?;
+        if status != 200 {
+            return Ok(Err(format!("{status}: {}", body.trim())));
+        }
+        let generation = serde_json::from_str::<MachineView>(&body).map_or(0, |m| m.generation);
+        Ok(Ok(u64::from(generation)))
+    }
+
+    /// The machines as the API lists them.
+    pub fn machines(&self) -> anyhow::Result<Vec<MachineView>> {
+        let v: MachineList = self.get("/api/v1/machines")?;
+        Ok(v.machines)
+    }
 }
 
 fn when(at: Option<u64>) -> String {
@@ -66,14 +201,16 @@ fn describe(input: &Value) -> String {
 /// `slipway status`: a table (hostname, MAC, IP, firmware, state, since, last event) or JSON.
 pub fn status(
     file: &Path,
-    api: Option<&str>,
+    api: &ApiArgs,
+    state_dir: &Path,
     json: bool,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(base) = api_base(file, api, offline)? else {
+    if load_valid(file, offline)?.is_none() {
         return Ok(ExitCode::from(EXIT_INVALID));
-    };
-    let v: MachineList = get(&format!("{base}/api/v1/machines"))?;
+    }
+    let client = ApiClient::new(api, state_dir)?;
+    let v: MachineList = client.get("/api/v1/machines")?;
     if json {
         write_stdout(&(serde_json::to_string_pretty(&v)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
@@ -130,19 +267,21 @@ pub fn status(
 pub fn events(
     file: &Path,
     node: Option<&str>,
-    api: Option<&str>,
+    api: &ApiArgs,
+    state_dir: &Path,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(base) = api_base(file, api, offline)? else {
+    if load_valid(file, offline)?.is_none() {
         return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    }
+    let client = ApiClient::new(api, state_dir)?;
     let hosts: Vec<String> = match node {
         Some(n) => vec![n.to_string()],
-        None => machines(&base)?.into_iter().map(|m| m.hostname).collect(),
+        None => client.machines()?.into_iter().map(|m| m.hostname).collect(),
     };
     let mut lines: Vec<(u64, String)> = Vec::new();
     for h in hosts {
-        let m: MachineView = get(&format!("{base}/api/v1/machines/{h}"))?;
+        let m: MachineView = client.get(&format!("/api/v1/machines/{h}"))?;
         for e in m.events.unwrap_or_default() {
             let at = e.at;
             lines.push((
@@ -169,14 +308,14 @@ pub fn reinstall(
     file: &Path,
     node: &str,
     state_dir: &Path,
-    api: Option<&str>,
+    api: &ApiArgs,
     offline: bool,
 ) -> anyhow::Result<ExitCode> {
-    let Some(base) = api_base(file, api, offline)? else {
+    if load_valid(file, offline)?.is_none() {
         return Ok(ExitCode::from(EXIT_INVALID));
-    };
-    let token = operator_token(state_dir)?;
-    match rearm(&base, &token, node)? {
+    }
+    let client = ApiClient::new(api, state_dir)?;
+    match client.rearm(node)? {
         Ok(generation) => {
             write_stdout(&format!(
                 "{node}: install re-armed (generation {generation}); its next network boot installs it\n"
@@ -191,7 +330,7 @@ pub fn reinstall(
 }
 
 /// The operator token `slipway serve` keeps in the state directory, as sent.
-pub fn operator_token(state_dir: &Path) -> anyhow::Result<String> {
+fn operator_token(state_dir: &Path) -> anyhow::Result<String> {
     let token = std::fs::read(state_dir.join("api-token")).with_context(|| {
         format!(
             "reading the operator token in {} (run this where `slipway serve` keeps its state)",
@@ -199,41 +338,4 @@ pub fn operator_token(state_dir: &Path) -> anyhow::Result<String> {
         )
     })?;
     Ok(token.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Re-arms `node`'s install through the API at `base`: `Ok(Ok(generation))`, or
-/// `Ok(Err(why))` when the server refused.
-pub fn rearm(base: &str, token: &str, node: &str) -> anyhow::Result<Result<u64, String>> {
-    let url = format!("{base}/api/v1/machines/{node}/reinstall");
-    let mut resp = ureq::post(&url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send_empty()
-        .with_context(|| format!("asking {url} (is `slipway serve` running?)"))?;
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().read_to_string().unwrap_or_default();
-    if status != 200 {
-        return Ok(Err(format!("{status}: {}", body.trim())));
-    }
-    let generation = serde_json::from_str::<MachineView>(&body).map_or(0, |m| m.generation);
-    Ok(Ok(u64::from(generation)))
-}
-
-/// The machines as the API at `base` lists them.
-pub fn machines(base: &str) -> anyhow::Result<Vec<MachineView>> {
-    let v: MachineList = get(&format!("{base}/api/v1/machines"))?;
-    Ok(v.machines)
-}
-
-/// The API base URL for `cluster` (or `api` when given).
-pub fn api_url(cluster: &slipway_cluster::Cluster, api: Option<&str>) -> String {
-    match api {
-        Some(a) => a.trim_end_matches('/').to_string(),
-        None => format!(
-            "http://{}:{}",
-            cluster.network.server, cluster.network.http_port
-        ),
-    }
 }

@@ -44,10 +44,9 @@ struct Cli {
     /// Do not read local interfaces; `network.server` must then be in the file.
     #[arg(long, global = true)]
     offline: bool,
-    /// The running `slipway serve`'s API (default: http://network.server:http_port),
-    /// for status, events and machine.
-    #[arg(long, global = true)]
-    api: Option<String>,
+    /// Where status, events, machine and provision find the operator API.
+    #[command(flatten)]
+    api: machine_cmd::ApiArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -303,25 +302,23 @@ fn main() -> ExitCode {
             mode,
             std::time::Duration::from_secs(timeout),
             &cli.state_dir,
-            cli.api.as_deref(),
+            &cli.api,
             cli.offline,
         ),
         Command::Status { file, json } => {
-            machine_cmd::status(&file, cli.api.as_deref(), json, cli.offline)
+            machine_cmd::status(&file, &cli.api, &cli.state_dir, json, cli.offline)
         }
-        Command::Events { file, node } => {
-            machine_cmd::events(&file, node.as_deref(), cli.api.as_deref(), cli.offline)
-        }
+        Command::Events { file, node } => machine_cmd::events(
+            &file,
+            node.as_deref(),
+            &cli.api,
+            &cli.state_dir,
+            cli.offline,
+        ),
         Command::Machine {
             file,
             action: MachineAction::Reinstall { node },
-        } => machine_cmd::reinstall(
-            &file,
-            &node,
-            &cli.state_dir,
-            cli.api.as_deref(),
-            cli.offline,
-        ),
+        } => machine_cmd::reinstall(&file, &node, &cli.state_dir, &cli.api, cli.offline),
         Command::Demo { vms, keep } => demo_cmd::demo(vms, keep),
         Command::Convert {
             from: From::Sextant,

@@ -19,7 +19,7 @@ use crate::EXIT_INVALID;
 use crate::check::load_valid;
 
 /// Where each service listens; `None` fields take the cluster's defaults.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ListenArgs {
     /// HTTP: listen here instead of network.server:network.http_port.
     #[arg(long)]
@@ -48,6 +48,20 @@ pub struct ListenArgs {
     /// Where the iPXE boot programs are (Debian's `ipxe` package puts them here).
     #[arg(long, default_value = "/usr/lib/ipxe")]
     pub boot_dir: PathBuf,
+    /// The operator API (authenticated JSON: status, events, re-arm) listens here; it
+    /// must be loopback unless --api-tls-cert and --api-tls-key are given.
+    #[arg(long, default_value_t = slipway_http::api::DEFAULT_LISTEN)]
+    pub api_listen: SocketAddr,
+    /// Serve the operator API over TLS with this certificate chain (PEM).
+    #[arg(long, requires = "api_tls_key")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --api-tls-cert.
+    #[arg(long, requires = "api_tls_cert")]
+    pub api_tls_key: Option<PathBuf>,
+    /// Do not serve the operator API (status, events, reinstall and provision then
+    /// cannot reach this server).
+    #[arg(long, conflicts_with_all = ["api_tls_cert", "api_tls_key"])]
+    pub no_api: bool,
     /// Started as root: become this user once every socket is bound (the state
     /// directory is handed to it). Default: `slipway` if that account exists; `root`
     /// stays root.
@@ -93,6 +107,7 @@ pub fn serve(
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let become_user = crate::privileges::target(listen.user.as_deref())?;
+    let api_tls = api_tls(&listen)?;
     match crate::privileges::raise_fd_limit() {
         Ok(n) => tracing::debug!(limit = n, "open files"),
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e:#}"),
@@ -121,10 +136,40 @@ pub fn serve(
         store,
         listen,
         reload,
-        admin,
+        Operator {
+            token: admin,
+            tls: api_tls,
+        },
         become_user,
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator API's token and, beyond loopback, its TLS configuration.
+struct Operator {
+    token: String,
+    tls: Option<Arc<slipway_http::tls::ServerConfig>>,
+}
+
+/// The operator API's TLS configuration, if any; refuses an API on a non-loopback
+/// address in clear text (the token, and what it reads, would cross the network).
+fn api_tls(listen: &ListenArgs) -> anyhow::Result<Option<Arc<slipway_http::tls::ServerConfig>>> {
+    if listen.no_api {
+        return Ok(None);
+    }
+    match (&listen.api_tls_cert, &listen.api_tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(
+            slipway_http::tls::server_config(cert, key).context("--api-tls-cert/--api-tls-key")?,
+        )),
+        _ if listen.api_listen.ip().is_loopback() => Ok(None),
+        _ => anyhow::bail!(
+            "--api-listen {}: the operator API would carry its token and the cluster's \
+             inventory in clear text over the network; give --api-tls-cert and \
+             --api-tls-key, or listen on loopback (the default, {})",
+            listen.api_listen,
+            slipway_http::api::DEFAULT_LISTEN
+        ),
+    }
 }
 
 fn warn_missing_mirror(cluster: &Cluster) {
@@ -197,9 +242,13 @@ async fn run(
     store: Arc<dyn LeaseStore>,
     listen: ListenArgs,
     reload: Reload,
-    admin_token: String,
+    operator: Operator,
     become_user: Option<nix::unistd::User>,
 ) -> anyhow::Result<()> {
+    let Operator {
+        token: admin_token,
+        tls: api_tls,
+    } = operator;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -238,6 +287,25 @@ async fn run(
             .await
             .context("HTTP service")
     });
+
+    // The operator API, on a listener of its own.
+    if !listen.no_api {
+        let addr = listen.api_listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("operator API: cannot listen on {addr} (--api-listen)"))?;
+        let local = listener.local_addr().context("API listener address")?;
+        let scheme = if api_tls.is_some() { "https" } else { "http" };
+        tracing::info!(%local, scheme, "operator API listening");
+        say!("api listening on {scheme}://{local}");
+        let rx = stop_rx.clone();
+        let api = live.clone();
+        tasks.spawn(async move {
+            slipway_http::serve_api(listener, api, api_tls, stopped(rx))
+                .await
+                .context("operator API")
+        });
+    }
 
     // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
     if !listen.no_tftp {

@@ -405,6 +405,7 @@ fn a_taken_port_or_state_stops_the_start_with_a_clear_message() {
                 net.file.to_str().unwrap_or_default(),
                 "--http-listen",
                 "10.199.0.1:8080",
+                "--no-api",
             ])
             .output()
             .unwrap_or_else(|e| panic!("{e}"));

@@ -20,6 +20,8 @@ nodes:
 struct Serve {
     child: Child,
     base: String,
+    /// The operator API's URL (`http://127.0.0.1:port`).
+    api: String,
     tftp: String,
 }
 
@@ -45,13 +47,15 @@ fn serve(dir: &std::path::Path) -> Serve {
             "127.0.0.1:0",
             "--no-dhcp",
             "--no-dns",
+            "--api-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut out = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-    let (mut http, mut tftp) = (String::new(), String::new());
+    let (mut http, mut tftp, mut api) = (String::new(), String::new(), String::new());
     loop {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with("ready") {
@@ -63,10 +67,14 @@ fn serve(dir: &std::path::Path) -> Serve {
         if let Some(a) = line.trim().strip_prefix("tftp listening on ") {
             tftp = a.to_string();
         }
+        if let Some(a) = line.trim().strip_prefix("api listening on ") {
+            api = a.to_string();
+        }
     }
     Serve {
         child,
         base: format!("http://{http}"),
+        api,
         tftp,
     }
 }
@@ -96,14 +104,14 @@ fn curl(args: &[&str]) -> (u16, String) {
     (code.parse().unwrap_or(0), body.to_string())
 }
 
-fn slipway(dir: &std::path::Path, base: &str, args: &[&str]) -> (i32, String) {
+fn slipway(dir: &std::path::Path, api: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args([
             "--state-dir",
             dir.join("state").to_str().unwrap_or_default(),
         ])
         .args(args)
-        .args(["--api", base])
+        .args(["--api", api])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     (
@@ -116,11 +124,11 @@ fn slipway(dir: &std::path::Path, base: &str, args: &[&str]) -> (i32, String) {
     )
 }
 
-fn state_of(dir: &std::path::Path, base: &str, host: &str) -> String {
+fn state_of(dir: &std::path::Path, api: &str, host: &str) -> String {
     let file = dir.join("cluster.yaml");
     let (code, out) = slipway(
         dir,
-        base,
+        api,
         &["status", file.to_str().unwrap_or_default(), "--json"],
     );
     assert_eq!(code, 0, "{out}");
@@ -149,10 +157,11 @@ fn install_once_with_reports_and_reinstall() {
     std::fs::write(dir.join("cluster.yaml"), CLUSTER).unwrap_or_else(|e| panic!("{e}"));
     let s = serve(&dir);
     let b = s.base.clone();
+    let a = s.api.clone();
     let file = dir.join("cluster.yaml");
     let file = file.to_str().unwrap_or_default();
     let mac = "52-54-00-99-00-01";
-    assert_eq!(state_of(&dir, &b, "cp1"), "unknown");
+    assert_eq!(state_of(&dir, &a, "cp1"), "unknown");
 
     // Someone else's address moves nothing and gets no installer.
     assert_eq!(
@@ -164,7 +173,7 @@ fn install_once_with_reports_and_reinstall() {
         "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
     )]);
     assert_eq!(code, 403);
-    assert_eq!(state_of(&dir, &b, "cp1"), "unknown", "nothing recorded");
+    assert_eq!(state_of(&dir, &a, "cp1"), "unknown", "nothing recorded");
 
     // pxelinux sites: the per-MAC config installs (this server runs no DHCP, so the
     // machine's first boot script arms its install), with a one-time install key.
@@ -188,7 +197,7 @@ fn install_once_with_reports_and_reinstall() {
         script.contains("flatcar_production_pxe.vmlinuz") && script.contains(&key),
         "{script}"
     );
-    assert_eq!(state_of(&dir, &b, "cp1"), "booting");
+    assert_eq!(state_of(&dir, &a, "cp1"), "booting");
     let keyed = |what: &str| format!("{b}/config/{mac}/{key}/{what}");
     // The live system fetches its install config, then the install script, from its
     // address, with the key.
@@ -206,7 +215,7 @@ fn install_once_with_reports_and_reinstall() {
         curl(&["--interface", "127.0.0.11", &keyed("install")]).0,
         200
     );
-    assert_eq!(state_of(&dir, &b, "cp1"), "installing");
+    assert_eq!(state_of(&dir, &a, "cp1"), "installing");
     assert_eq!(
         curl(&[&keyed("install.sh")]).0,
         403,
@@ -228,7 +237,7 @@ fn install_once_with_reports_and_reinstall() {
     let own = report.replacen("http://127.0.0.1:8080", &b, 1);
     assert_eq!(curl(&["-X", "POST", &format!("{own}/installing")]).0, 200);
     assert_eq!(curl(&["-X", "POST", &format!("{own}/installed")]).0, 200);
-    assert_eq!(state_of(&dir, &b, "cp1"), "installed");
+    assert_eq!(state_of(&dir, &a, "cp1"), "installed");
     assert_eq!(
         curl(&["-X", "POST", &format!("{own}/ready")]).0,
         403,
@@ -273,7 +282,7 @@ fn install_once_with_reports_and_reinstall() {
         .0,
         200
     );
-    assert_eq!(state_of(&dir, &b, "cp1"), "ready");
+    assert_eq!(state_of(&dir, &a, "cp1"), "ready");
     assert_eq!(
         curl(&["-X", "POST", &format!("{own}/failed")]).0,
         409,
@@ -281,7 +290,7 @@ fn install_once_with_reports_and_reinstall() {
     );
 
     // The table and the events.
-    let (code, table) = slipway(&dir, &b, &["status", file]);
+    let (code, table) = slipway(&dir, &a, &["status", file]);
     assert_eq!(code, 0, "{table}");
     let row = table
         .lines()
@@ -300,7 +309,7 @@ fn install_once_with_reports_and_reinstall() {
             .any(|l| l.starts_with("w1 ") && l.contains("unknown")),
         "{table}"
     );
-    let (_, events) = slipway(&dir, &b, &["events", file, "cp1"]);
+    let (_, events) = slipway(&dir, &a, &["events", file, "cp1"]);
     let transitions: Vec<&str> = events
         .lines()
         .map(|l| l.split_whitespace().nth(4).unwrap_or(""))
@@ -327,13 +336,18 @@ fn install_once_with_reports_and_reinstall() {
     );
 
     // The operator re-arms the install: old tokens die, the next boot installs.
-    let (code, out) = slipway(&dir, &b, &["machine", file, "reinstall", "cp1"]);
+    let (code, out) = slipway(&dir, &a, &["machine", file, "reinstall", "cp1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("generation 1"), "{out}");
     assert_eq!(
-        curl(&["-X", "POST", &format!("{b}/api/v1/machines/cp1/reinstall")]).0,
+        curl(&["-X", "POST", &format!("{a}/api/v1/machines/cp1/reinstall")]).0,
         401,
         "the API needs the operator token"
+    );
+    assert_eq!(
+        curl(&["-X", "POST", &format!("{b}/api/v1/machines/cp1/reinstall")]).0,
+        404,
+        "the machines' listener serves no operator API"
     );
     assert_eq!(
         curl(&["-X", "POST", &format!("{own}/installed")]).0,
@@ -351,6 +365,6 @@ fn install_once_with_reports_and_reinstall() {
     // States survive a restart.
     drop(s);
     let s = serve(&dir);
-    assert_eq!(state_of(&dir, &s.base, "cp1"), "booting");
+    assert_eq!(state_of(&dir, &s.api, "cp1"), "booting");
     let _ = std::fs::remove_dir_all(&dir);
 }

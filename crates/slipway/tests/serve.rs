@@ -30,6 +30,33 @@ fn curl(url: &str, args: &[&str]) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
+/// The addresses `serve` printed before `ready`, by service ("http", "api", "dns", ...).
+fn addresses(stdout: &mut impl BufRead) -> std::collections::HashMap<String, String> {
+    let mut found = std::collections::HashMap::new();
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with("ready") {
+            break;
+        }
+        if let Some((service, addr)) = line.trim().split_once(" listening on ") {
+            found.insert(service.to_string(), addr.to_string());
+        }
+    }
+    found
+}
+
+/// `http://` + the address `serve` printed for `service`.
+fn url(found: &std::collections::HashMap<String, String>, service: &str) -> String {
+    let addr = found
+        .get(service)
+        .unwrap_or_else(|| panic!("serve printed no {service} address: {found:?}"));
+    if addr.contains("://") {
+        addr.clone()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 #[test]
 fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("slipway-serve-{}", std::process::id()));
@@ -57,6 +84,8 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
             "--no-dhcp",
             "--tftp-listen",
             "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
         ])
         // The default log level: secrets served and refused must be audited there.
         .env_remove("RUST_LOG")
@@ -65,16 +94,9 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = line
-        .trim()
-        .strip_prefix("http listening on ")
-        .unwrap_or_else(|| panic!("unexpected: {line}"))
-        .to_string();
-    let base = format!("http://{addr}");
+    let found = addresses(&mut stdout);
+    let base = url(&found, "http");
+    let api = url(&found, "api");
 
     assert!(
         Path::new(&state).join("pki/ca.key").exists(),
@@ -138,7 +160,7 @@ fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     assert_eq!(code, "410", "a replayed key: {body}");
     // The machine's life shows the key issued, the secrets served, the refusals.
     let (_, life) = curl(
-        &format!("{base}/api/v1/machines/cp1"),
+        &format!("{api}/api/v1/machines/cp1"),
         &[
             "-H",
             &format!("authorization: Bearer {}", api_token(&state)),
@@ -288,6 +310,8 @@ fn the_install_window_closes() {
             "--no-dns",
             "--no-dhcp",
             "--no-tftp",
+            "--api-listen",
+            "127.0.0.1:0",
         ])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -295,16 +319,9 @@ fn the_install_window_closes() {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let mut stdout = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let base = format!(
-        "http://{}",
-        line.trim()
-            .strip_prefix("http listening on ")
-            .unwrap_or_else(|| panic!("unexpected: {line}"))
-    );
+    let found = addresses(&mut stdout);
+    let base = url(&found, "http");
+    let api = url(&found, "api");
     let w1 = ["--interface", "127.0.0.21"];
     let (code, script) = curl(&format!("{base}/ipxe/52-54-00-99-00-02.ipxe"), &w1);
     assert_eq!(code, "200", "{script}");
@@ -324,7 +341,7 @@ fn the_install_window_closes() {
     let (code, body) = curl(&format!("{base}/ipxe/52-54-00-99-00-02.ipxe"), &w1);
     assert_eq!(code, "403", "no new key either: {body}");
     let (_, life) = curl(
-        &format!("{base}/api/v1/machines/w1"),
+        &format!("{api}/api/v1/machines/w1"),
         &[
             "-H",
             &format!("authorization: Bearer {}", api_token(&state)),
@@ -376,7 +393,7 @@ fn a_reload_changes_the_dns_limits() {
             "--dns-listen",
             "127.0.0.1:0",
         ])
-        .args(["--no-dhcp", "--no-tftp"])
+        .args(["--no-dhcp", "--no-tftp", "--no-api"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

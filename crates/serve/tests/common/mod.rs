@@ -14,6 +14,8 @@ use slipway_serve::Snapshot;
 /// A running service and its scratch directory (removed on drop).
 pub struct Server {
     pub addr: SocketAddr,
+    /// The operator API's listener; its token is [`API_TOKEN`].
+    pub api: SocketAddr,
     pub dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -48,6 +50,9 @@ nodes:
     )
 }
 
+/// The operator token of every test server's API.
+pub const API_TOKEN: &str = "test-operator-token";
+
 pub fn start(name: &str, format: &str) -> Server {
     let dir = std::env::temp_dir().join(format!("slipway-http-{}-{name}", std::process::id()));
     let mirror = dir.join("mirror");
@@ -58,12 +63,15 @@ pub fn start(name: &str, format: &str) -> Server {
         .valid()
         .cloned()
         .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
-    let service = slipway_serve::Live::new(Snapshot {
-        cluster,
-        secrets: Arc::new(ExampleSecrets),
-        template: None,
-        boot_dir: None,
-    });
+    let service = slipway_serve::Live::with_api(
+        Snapshot {
+            cluster,
+            secrets: Arc::new(ExampleSecrets),
+            template: None,
+            boot_dir: None,
+        },
+        API_TOKEN.to_string(),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -73,21 +81,32 @@ pub fn start(name: &str, format: &str) -> Server {
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let _ = ready_tx.send(listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
-            let _ = slipway_http::serve(listener, service, async {
+            let bind = || async {
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+            };
+            let (listener, api) = (bind().await, bind().await);
+            let addr =
+                |l: &tokio::net::TcpListener| l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+            let _ = ready_tx.send((addr(&listener), addr(&api)));
+            let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+            let operator = slipway_http::serve_api(api, service.clone(), None, async {
+                let _ = api_stopped.await;
+            });
+            let machines = slipway_http::serve(listener, service, async {
                 let _ = stopped.await;
-            })
-            .await;
+                let _ = stop_api.send(());
+            });
+            let _ = tokio::join!(machines, operator);
         });
     });
-    let addr = ready_rx
+    let (addr, api) = ready_rx
         .recv_timeout(std::time::Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("server did not start: {e}"));
     Server {
         addr,
+        api,
         dir,
         stop: Some(stop),
         thread: Some(thread),

@@ -152,6 +152,8 @@ impl Slipway {
                 state.to_str().unwrap_or_default(),
                 "serve",
                 file.to_str().unwrap_or_default(),
+                // The namespace's loopback is down: no operator API.
+                "--no-api",
             ])
             .args(args)
             .env("RUST_LOG", "info")
