@@ -26,7 +26,7 @@ use ipnet::Ipv4Net;
 use crate::decode::{Spanned, did_you_mean};
 use crate::diagnostic::{Diagnostic, Diagnostics, Span};
 use crate::model::*;
-use crate::spec::{NodeSpec, ProfileSpec, Spec};
+use crate::spec::{KubernetesSpec, NodeSpec, ProfileSpec, Spec};
 use crate::types::{LeaseTime, MacAddr, is_dns_label, is_dns_name};
 
 /// What completion may ask of the machine it runs on.
@@ -67,7 +67,7 @@ pub fn complete(
     let k = KubeBase::new(spec, d);
     let nodes = nodes(spec, &network, &os, &profiles, &k, d);
     check_fleet(spec, &nodes, &profiles, d);
-    let kubernetes = kubernetes(spec, &network, &nodes, k, d);
+    let kubernetes = kubernetes(spec, &network, &nodes, k, base_dir, d);
     Some(Cluster {
         cluster: cluster?,
         network,
@@ -1002,6 +1002,7 @@ fn kubernetes(
     net: &Network,
     nodes: &[Node],
     base: KubeBase,
+    base_dir: &Path,
     d: &mut Diagnostics,
 ) -> Option<Kubernetes> {
     let k = &spec.kubernetes;
@@ -1142,7 +1143,18 @@ fn kubernetes(
                         }
                     }
                     None => {
-                        if ip == net.server || Some(ip) == net.gateway {
+                        if !net.subnet.contains(&ip) {
+                            d.push(
+                                Diagnostic::error(
+                                    e.span,
+                                    format!(
+                                        "control-plane endpoint {ip} is a virtual IP outside the nodes' subnet {}",
+                                        net.subnet
+                                    ),
+                                )
+                                .with_help("kube-vip announces the virtual IP with ARP: it must be a free address of the nodes' subnet"),
+                            );
+                        } else if ip == net.server || Some(ip) == net.gateway {
                             d.error(
                                 e.span,
                                 format!(
@@ -1203,6 +1215,26 @@ fn kubernetes(
             }
         }
     };
+    if let Some(i) = &k.vip_interface
+        && endpoint.node.is_some()
+    {
+        d.push(
+            Diagnostic::error(
+                i.span,
+                "`kubernetes.vip_interface` applies only when `control_plane_endpoint` is a virtual IP",
+            )
+            .with_help("remove it, or give a free address of the nodes' subnet as the endpoint"),
+        );
+    }
+    let plugin = k
+        .network_plugin
+        .as_ref()
+        .map_or(NetworkPlugin::Flannel, |p| p.value);
+    let cni = cni(k, plugin, base_dir, d);
+    let network_plugin = match (&k.network_plugin, &cni.manifest) {
+        (None, Some(_)) => NetworkPlugin::None,
+        _ => plugin,
+    };
     Some(Kubernetes {
         version: format!("v{v}"),
         control_plane_endpoint: endpoint,
@@ -1211,16 +1243,171 @@ fn kubernetes(
         pod_subnet,
         service_subnet,
         cluster_dns,
-        network_plugin: k
-            .network_plugin
-            .as_ref()
-            .map_or(NetworkPlugin::Flannel, |p| p.value),
+        network_plugin,
+        cni,
+        vip_interface: k.vip_interface.as_ref().map(|i| i.value.clone()),
         image_repository: k
             .image_repository
             .as_ref()
             .map_or_else(|| "registry.k8s.io".into(), |r| r.value.clone()),
         registry_mirrors,
     })
+}
+
+/// The flannel version slipway renders unless `kubernetes.cni_version` says otherwise.
+pub const FLANNEL_VERSION: &str = "v0.26.1";
+/// The calico version slipway renders unless `kubernetes.cni_version` says otherwise.
+pub const CALICO_VERSION: &str = "v3.29.1";
+
+/// Whether `name` can be a Linux network interface name.
+fn is_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c))
+}
+
+/// The CNI settings of `k` for `plugin`: each key refused where it has no effect.
+fn cni(k: &KubernetesSpec, plugin: NetworkPlugin, base_dir: &Path, d: &mut Diagnostics) -> Cni {
+    if let Some(p) = &k.network_plugin
+        && p.value == NetworkPlugin::Cilium
+    {
+        d.push(
+            Diagnostic::error(
+                p.span,
+                "cilium is installed with Helm or the cilium CLI, and slipway renders no Helm charts",
+            )
+            .with_help("choose flannel or calico, or `none` with your own manifest in `kubernetes.cni_manifest` (e.g. from `helm template cilium`)"),
+        );
+    }
+    let manifest = k.cni_manifest.as_ref().and_then(|m| {
+        if let Some(p) = &k.network_plugin
+            && p.value != NetworkPlugin::None
+        {
+            d.push(
+                Diagnostic::error(
+                    m.span,
+                    format!(
+                        "`kubernetes.cni_manifest` replaces the plugin slipway renders, but `network_plugin` is `{}`",
+                        p.value.as_str()
+                    ),
+                )
+                .with_help("set `network_plugin: none` (or remove it) to apply your manifest"),
+            );
+            return None;
+        }
+        let text = m.value.trim();
+        if text.starts_with("http://") || text.starts_with("https://") {
+            if text.chars().any(char::is_whitespace) {
+                d.error(m.span, format!("`{text}` is not a URL"));
+                return None;
+            }
+            return Some(CniManifest::Url(text.to_string()));
+        }
+        let path = resolve(base_dir, text);
+        if !path.is_file() {
+            d.error(
+                m.span,
+                format!(
+                    "`kubernetes.cni_manifest`: {} is not a file (give a file or an http(s) URL)",
+                    path.display()
+                ),
+            );
+            return None;
+        }
+        Some(CniManifest::File(path))
+    });
+    let rendered =
+        manifest.is_none() && matches!(plugin, NetworkPlugin::Flannel | NetworkPlugin::Calico);
+    let only_rendered = |key: &str, span: Span, d: &mut Diagnostics| {
+        d.push(
+            Diagnostic::error(
+                span,
+                format!("`kubernetes.{key}` applies to the flannel and calico that slipway renders, not to `{}`", if manifest_given(k) { "your cni_manifest".to_string() } else { plugin.as_str().to_string() }),
+            )
+            .with_help("remove it"),
+        );
+    };
+    let version = match &k.cni_version {
+        Some(v) if !rendered => {
+            only_rendered("cni_version", v.span, d);
+            None
+        }
+        Some(v) => {
+            let t = v.value.trim_start_matches('v');
+            if !is_version(t) {
+                d.error(
+                    v.span,
+                    format!("CNI version `{}` is not like v3.29.1", v.value),
+                );
+            }
+            Some(format!("v{t}"))
+        }
+        None if rendered => Some(
+            match plugin {
+                NetworkPlugin::Calico => CALICO_VERSION,
+                _ => FLANNEL_VERSION,
+            }
+            .to_string(),
+        ),
+        None => None,
+    };
+    let mtu = k.cni_mtu.as_ref().and_then(|m| {
+        if !rendered {
+            only_rendered("cni_mtu", m.span, d);
+            return None;
+        }
+        if plugin == NetworkPlugin::Flannel {
+            d.push(
+                Diagnostic::error(
+                    m.span,
+                    "flannel takes its MTU from the node's interface (less the VXLAN overhead)",
+                )
+                .with_help("remove `cni_mtu`, or set the interface's MTU"),
+            );
+            return None;
+        }
+        if !(576..=9216).contains(&m.value) {
+            d.error(
+                m.span,
+                format!("MTU {} is not between 576 and 9216", m.value),
+            );
+        }
+        Some(m.value)
+    });
+    let interface = k.cni_interface.as_ref().and_then(|i| {
+        if !rendered {
+            only_rendered("cni_interface", i.span, d);
+            return None;
+        }
+        if !is_interface_name(&i.value) {
+            d.error(
+                i.span,
+                format!("`{}` is not a network interface name", i.value),
+            );
+        }
+        Some(i.value.clone())
+    });
+    if let Some(i) = &k.vip_interface
+        && !is_interface_name(&i.value)
+    {
+        d.error(
+            i.span,
+            format!("`{}` is not a network interface name", i.value),
+        );
+    }
+    Cni {
+        version,
+        mtu,
+        interface,
+        manifest,
+    }
+}
+
+fn manifest_given(k: &KubernetesSpec) -> bool {
+    k.cni_manifest.is_some()
 }
 
 fn net_of(s: &str) -> Ipv4Net {

@@ -310,6 +310,13 @@ pub struct Kubernetes {
     pub cluster_dns: Ipv4Addr,
     /// CNI plugin.
     pub network_plugin: NetworkPlugin,
+    /// How the CNI is installed: slipway's rendering of `network_plugin`, the user's
+    /// manifest, or nothing (written as the file's `cni_*` keys).
+    #[serde(flatten)]
+    pub cni: Cni,
+    /// The interface kube-vip announces a virtual endpoint on (`None`: the one holding
+    /// the node's address, found on the node).
+    pub vip_interface: Option<String>,
     /// Registry the control-plane images come from.
     pub image_repository: String,
     /// Mirrors per upstream registry, for air-gapped sites.
@@ -342,6 +349,34 @@ impl Serialize for Endpoint {
     }
 }
 
+/// How the cluster's pod network is installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cni {
+    /// The upstream version slipway renders (the images' tag), for flannel and calico.
+    #[serde(rename = "cni_version")]
+    pub version: Option<String>,
+    /// The pod interfaces' MTU (calico; `None`: detected).
+    #[serde(rename = "cni_mtu")]
+    pub mtu: Option<u16>,
+    /// The node interface pod traffic goes over (`None`: the one holding the node's
+    /// address).
+    #[serde(rename = "cni_interface")]
+    pub interface: Option<String>,
+    /// The user's manifest instead of a rendered one: an http(s) URL, or a file.
+    #[serde(rename = "cni_manifest")]
+    pub manifest: Option<CniManifest>,
+}
+
+/// Where the user's own CNI manifest comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CniManifest {
+    /// Fetched by the init node from this http(s) URL.
+    Url(String),
+    /// This file, served by slipway.
+    File(PathBuf),
+}
+
 /// The CNI plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -354,6 +389,18 @@ pub enum NetworkPlugin {
     Cilium,
     /// None: the operator installs one.
     None,
+}
+
+impl NetworkPlugin {
+    /// The name the cluster file uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NetworkPlugin::Flannel => "flannel",
+            NetworkPlugin::Calico => "calico",
+            NetworkPlugin::Cilium => "cilium",
+            NetworkPlugin::None => "none",
+        }
+    }
 }
 
 /// Login access to the machines.

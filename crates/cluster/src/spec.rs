@@ -156,6 +156,16 @@ pub struct KubernetesSpec {
     pub cluster_dns: S<Ipv4Addr>,
     /// CNI plugin installed on the cluster.
     pub network_plugin: S<NetworkPlugin>,
+    /// The CNI plugin's upstream version (its images' tag).
+    pub cni_version: S<String>,
+    /// The pod interfaces' MTU (calico).
+    pub cni_mtu: S<u16>,
+    /// The node interface the CNI carries pod traffic on.
+    pub cni_interface: S<String>,
+    /// The user's own CNI manifest: an http(s) URL or a file.
+    pub cni_manifest: S<String>,
+    /// The interface kube-vip announces the virtual IP on.
+    pub vip_interface: S<String>,
     /// Image repository.
     pub image_repository: S<String>,
     /// Registry mirrors.
@@ -664,6 +674,21 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
             d,
         )
     });
+    out.cni_version = f
+        .get("cni_version")
+        .and_then(|v| string(v, "`kubernetes.cni_version`", d));
+    out.cni_mtu = f
+        .get("cni_mtu")
+        .and_then(|v| parse_as::<u16>(v, "`kubernetes.cni_mtu`", "an MTU in bytes (576-9216)", d));
+    out.cni_interface = f
+        .get("cni_interface")
+        .and_then(|v| string(v, "`kubernetes.cni_interface`", d));
+    out.cni_manifest = f
+        .get("cni_manifest")
+        .and_then(|v| string(v, "`kubernetes.cni_manifest`", d));
+    out.vip_interface = f
+        .get("vip_interface")
+        .and_then(|v| string(v, "`kubernetes.vip_interface`", d));
     out.image_repository = f
         .get("image_repository")
         .and_then(|v| string(v, "`kubernetes.image_repository`", d));

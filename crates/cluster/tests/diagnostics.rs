@@ -389,3 +389,83 @@ fn dhcp_relays_are_addresses_and_not_slipway_itself() {
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].starts_with("10:14: error:"), "{bad:?}");
 }
+
+#[test]
+fn cni_settings_are_refused_where_they_do_nothing() {
+    let k = "  service_subnet: 10.100.0.0/16\n";
+    let with = |extra: &str| check(&[(k, &format!("{k}{extra}"))]);
+    assert_eq!(
+        with("  network_plugin: cilium\n"),
+        [
+            "15:19: error: cilium is installed with Helm or the cilium CLI, and slipway renders no Helm charts"
+        ]
+    );
+    assert_eq!(
+        with("  cni_mtu: 1400\n"),
+        ["15:12: error: flannel takes its MTU from the node's interface (less the VXLAN overhead)"]
+    );
+    assert!(with("  network_plugin: calico\n  cni_mtu: 1400\n").is_empty());
+    assert_eq!(
+        with("  network_plugin: calico\n  cni_mtu: 100\n"),
+        ["16:12: error: MTU 100 is not between 576 and 9216"]
+    );
+    assert_eq!(
+        with("  network_plugin: none\n  cni_version: v1.0.0\n"),
+        [
+            "16:16: error: `kubernetes.cni_version` applies to the flannel and calico that slipway renders, not to `none`"
+        ]
+    );
+    assert_eq!(
+        with("  network_plugin: flannel\n  cni_manifest: https://example.com/cni.yaml\n"),
+        [
+            "16:17: error: `kubernetes.cni_manifest` replaces the plugin slipway renders, but `network_plugin` is `flannel`"
+        ]
+    );
+    assert!(with("  cni_manifest: https://example.com/cni.yaml\n").is_empty());
+    assert_eq!(
+        with("  cni_manifest: my-cni.yaml\n"),
+        [
+            "15:17: error: `kubernetes.cni_manifest`: /srv/my-cni.yaml is not a file (give a file or an http(s) URL)"
+        ]
+    );
+    assert_eq!(
+        with("  cni_interface: a/b\n"),
+        ["15:18: error: `a/b` is not a network interface name"]
+    );
+    assert_eq!(
+        with("  vip_interface: eth0\n"),
+        [
+            "15:18: error: `kubernetes.vip_interface` applies only when `control_plane_endpoint` is a virtual IP"
+        ]
+    );
+}
+
+#[test]
+fn a_virtual_endpoint_must_be_a_free_address_of_the_subnet() {
+    let k = "  service_subnet: 10.100.0.0/16\n";
+    let vip = |ip: &str| check(&[(k, &format!("{k}  control_plane_endpoint: {ip}\n"))]);
+    assert!(vip("10.99.0.10").is_empty());
+    assert_eq!(
+        vip("10.98.0.10"),
+        [
+            "15:27: error: control-plane endpoint 10.98.0.10 is a virtual IP outside the nodes' subnet 10.99.0.0/24"
+        ]
+    );
+    assert_eq!(
+        vip("10.99.0.210"),
+        ["15:27: error: control-plane endpoint 10.99.0.210 is inside the DHCP pool"]
+    );
+    assert_eq!(
+        vip("10.99.0.21"),
+        [
+            "15:27: error: control-plane endpoint 10.99.0.21 is node `w1`, which has no control-plane role"
+        ]
+    );
+    assert!(
+        check(&[(
+            k,
+            &format!("{k}  control_plane_endpoint: 10.99.0.10\n  vip_interface: eno1\n")
+        )])
+        .is_empty()
+    );
+}
