@@ -87,3 +87,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Redfish emulator (sushy-tools, pinned) in its own venv; quick when already there.
 crates/bmc/tests/support/redfish/install-sushy.sh >/dev/null || { log "installing sushy-tools failed"; exit 1; }
+# Kubernetes' own schemas (kubernetes-validate, pinned) for the rendered manifests.
+crates/render/tests/support/install-kubernetes-validate.sh >/dev/null || { log "installing kubernetes-validate failed"; exit 1; }

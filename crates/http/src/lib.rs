@@ -160,6 +160,9 @@ pub trait Provisioning: Send + Sync + 'static {
     /// `GET /boot.ipxe`: the script every iPXE chains to, which fetches the
     /// machine's own script.
     fn chain(&self) -> Reply;
+    /// `GET /cni/manifest.yaml`: the pod network manifest the init node applies (the
+    /// cluster's rendering or the user's file; nothing secret), 404 when there is none.
+    fn cni_manifest(&self) -> Reply;
     /// `GET /ipxe/<mac>.ipxe`: the machine's iPXE script (installer or local boot);
     /// `query` is the request's raw query string (iPXE's platform and architecture).
     fn ipxe_script(&self, mac: MacAddr, peer: SocketAddr, query: &str) -> Reply;

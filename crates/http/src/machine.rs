@@ -20,6 +20,7 @@ use crate::{
 pub(crate) fn routes() -> Router<Shared> {
     Router::new()
         .route("/boot.ipxe", get(chain))
+        .route("/cni/manifest.yaml", get(cni_manifest))
         .route("/ipxe/{file}", get(ipxe))
         .route("/config/{mac}/{what}", get(config))
         .route("/config/{mac}/{key}/{what}", get(keyed_config))
@@ -34,6 +35,10 @@ fn mac(s: &str) -> Option<MacAddr> {
 
 async fn chain(State(p): State<Shared>) -> Reply {
     p.chain()
+}
+
+async fn cni_manifest(State(p): State<Shared>) -> Reply {
+    p.cni_manifest()
 }
 
 async fn ipxe(

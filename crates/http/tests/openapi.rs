@@ -52,6 +52,9 @@ fn node() -> NodeView {
 }
 
 impl Provisioning for Stub {
+    fn cni_manifest(&self) -> Reply {
+        Reply::NotFound
+    }
     fn chain(&self) -> Reply {
         Reply::text("#!ipxe\n")
     }

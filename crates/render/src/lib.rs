@@ -18,12 +18,14 @@
 
 pub mod boot;
 pub mod cloudconfig;
+pub mod cni;
 pub mod export;
 pub mod grub;
 pub mod ignition;
 pub mod install;
 pub mod ipxe;
 pub mod kubeadm;
+pub mod kubevip;
 pub mod provision;
 pub mod pxelinux;
 pub mod secrets;

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use slipway_cluster::{Arch, Cluster, Node};
 
 use crate::RenderError;
-use crate::kubeadm;
 use crate::secrets::Secrets;
 use crate::urls::Urls;
+use crate::{cni, kubeadm, kubevip};
 
 /// A file to write.
 #[derive(Clone, PartialEq, Eq)]
@@ -140,6 +140,56 @@ fn kubeadm_unit(cluster: &Cluster, node: &Node) -> String {
          [Install]\n\
          WantedBy=multi-user.target\n"
     )
+}
+
+/// The unit name that applies the pod network on the init node.
+pub const CNI_UNIT: &str = "slipway-cni.service";
+
+/// The init node's unit that applies the pod network once the API server answers
+/// (retried until it does; `kubectl apply` is idempotent), or `None` when the cluster
+/// installs none.
+fn cni_unit(cluster: &Cluster, urls: &Urls) -> Option<Unit> {
+    let (what, url) = match cni::plan(cluster) {
+        cni::Plan::Nothing => return None,
+        cni::Plan::Rendered => (
+            format!(
+                "{} {}",
+                cluster.kubernetes.network_plugin.as_str(),
+                cni::version(cluster)
+            ),
+            urls.cni_manifest(),
+        ),
+        cni::Plan::File(_) => (
+            "the cluster file's CNI manifest".into(),
+            urls.cni_manifest(),
+        ),
+        cni::Plan::Url(u) => ("the cluster file's CNI manifest".into(), u),
+    };
+    let kubectl = "/usr/bin/env kubectl --kubeconfig /etc/kubernetes/admin.conf";
+    Some(Unit {
+        name: CNI_UNIT.into(),
+        contents: format!(
+            "# slipway: the pod network ({what}), applied once the API server answers\n\
+             [Unit]\n\
+             Description=slipway: install the pod network ({what})\n\
+             Wants=network-online.target\n\
+             After=network-online.target kubeadm.service\n\
+             Requires=kubeadm.service\n\
+             ConditionPathExists=!/var/lib/slipway/cni-applied\n\n\
+             [Service]\n\
+             Type=oneshot\n\
+             RemainAfterExit=yes\n\
+             Restart=on-failure\n\
+             RestartSec=15\n\
+             ExecStartPre={kubectl} get --raw /readyz\n\
+             ExecStart=/usr/bin/curl -fsSL --retry 10 -o /etc/kubernetes/cni.yaml {url}\n\
+             ExecStart={kubectl} apply -f /etc/kubernetes/cni.yaml\n\
+             ExecStartPost=/usr/bin/mkdir -p /var/lib/slipway\n\
+             ExecStartPost=/usr/bin/touch /var/lib/slipway/cni-applied\n\n\
+             [Install]\n\
+             WantedBy=multi-user.target\n"
+        ),
+    })
 }
 
 /// The pause (sandbox) image kubeadm expects for `version`, from the cluster's image
@@ -285,24 +335,46 @@ pub fn provision(
             mode: f.mode,
         });
     }
+    let mut units: Vec<Unit> = ready_unit(node, urls, secrets)
+        .into_iter()
+        .chain(vec![
+            Unit {
+                name: "slipway-sysext.service".into(),
+                contents: sysext_unit(cluster, urls),
+            },
+            Unit {
+                name: "kubeadm.service".into(),
+                contents: kubeadm_unit(cluster, node),
+            },
+        ])
+        .collect();
+    if kubevip::enabled(cluster) && node.has_role(slipway_cluster::Role::ControlPlane) {
+        files.push(File {
+            path: kubevip::TEMPLATE_PATH.into(),
+            contents: kubevip::template(cluster, node),
+            mode: 0o644,
+        });
+        files.push(File {
+            path: kubevip::SCRIPT_PATH.into(),
+            contents: kubevip::script(cluster, node),
+            mode: 0o755,
+        });
+        units.push(Unit {
+            name: kubevip::UNIT_NAME.into(),
+            contents: kubevip::unit(cluster),
+        });
+    }
+    if kubeadm::join_kind(cluster, node) == kubeadm::Join::Init
+        && let Some(unit) = cni_unit(cluster, urls)
+    {
+        units.push(unit);
+    }
     Ok(Provision {
         hostname: node.hostname.clone(),
         user: cluster.access.user.clone(),
         ssh_authorized_keys: cluster.access.ssh_authorized_keys.clone(),
         password_hash: cluster.access.password_hash.clone(),
         files,
-        units: ready_unit(node, urls, secrets)
-            .into_iter()
-            .chain(vec![
-                Unit {
-                    name: "slipway-sysext.service".into(),
-                    contents: sysext_unit(cluster, urls),
-                },
-                Unit {
-                    name: "kubeadm.service".into(),
-                    contents: kubeadm_unit(cluster, node),
-                },
-            ])
-            .collect(),
+        units,
     })
 }

@@ -11,6 +11,7 @@
 //! | `/report/<mac-dashed>/<token>/<event>` | POST: installing, installed, failed, ready |
 //! | `/cloud-configs/<mac>.yml`, `/cloud-configs/install.sh` | the seeds' layout |
 //! | `/boot/<file>` | the boot programs (iPXE for UEFI HTTP boot clients) |
+//! | `/cni/manifest.yaml` | the pod network manifest the init node applies (no secrets) |
 //! | `/api/v1/...` | the JSON API |
 //!
 //! `<key>` is the one-time install key slipway issues with the machine's boot script
@@ -19,6 +20,9 @@
 //! | anything else | the asset mirror directory (`/<version>/flatcar_production_*`) |
 
 use slipway_cluster::{AssetSource, Cluster, MacAddr};
+
+/// The path of the pod network manifest on slipway's HTTP service.
+pub const CNI_MANIFEST_PATH: &str = "/cni/manifest.yaml";
 
 /// Builds the URLs of one cluster's HTTP service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +73,12 @@ impl Urls {
     /// Base URL of the OS images (slipway itself for a local mirror).
     pub fn assets(&self) -> &str {
         &self.assets
+    }
+
+    /// The cluster's pod network manifest (rendered or the user's file), which the
+    /// init node applies.
+    pub fn cni_manifest(&self) -> String {
+        format!("{}{CNI_MANIFEST_PATH}", self.base)
     }
 
     /// The chain script every iPXE loads first.

@@ -87,6 +87,19 @@ fn golden(example: &str) {
             }
         }
     }
+    // The cluster's own artifacts: the pod network manifest.
+    if let Some(text) = slipway_render::cni::manifest(&c) {
+        let path = dir.join("cni.yaml");
+        if bless {
+            std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            let want = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (bless with SLIPWAY_BLESS=1)", path.display()));
+            if want != text {
+                mismatches.push(path.display().to_string());
+            }
+        }
+    }
     assert!(
         mismatches.is_empty(),
         "rendered output differs from golden files (review, then bless):\n{}",
@@ -201,6 +214,11 @@ fn tempdir(what: &str) -> PathBuf {
 #[test]
 fn lab_artifacts_match_golden_files() {
     golden("lab.yaml");
+}
+
+#[test]
+fn ha_artifacts_match_golden_files() {
+    golden("ha.yaml");
 }
 
 #[test]

@@ -21,6 +21,29 @@ impl Provisioning for Live {
         Reply::text(slipway_render::ipxe::chain(&Urls::new(&s.cluster)))
     }
 
+    fn cni_manifest(&self) -> Reply {
+        let s = self.current();
+        let yaml = |body: String| Reply::Ok {
+            content_type: "application/yaml",
+            body,
+        };
+        match slipway_render::cni::plan(&s.cluster) {
+            slipway_render::cni::Plan::Rendered => {
+                slipway_render::cni::manifest(&s.cluster).map_or(Reply::NotFound, yaml)
+            }
+            slipway_render::cni::Plan::File(path) => match read_bounded(&path, 16 << 20) {
+                Ok(text) => yaml(text),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "the CNI manifest cannot be read: {e}");
+                    Reply::Error(format!("the cluster's CNI manifest cannot be read: {e}\n"))
+                }
+            },
+            slipway_render::cni::Plan::Url(_) | slipway_render::cni::Plan::Nothing => {
+                Reply::NotFound
+            }
+        }
+    }
+
     fn ipxe_script(&self, mac: MacAddr, peer: SocketAddr, query: &str) -> Reply {
         let s = self.current();
         let Some(node) = s.cluster.node_by_mac(mac) else {
@@ -270,6 +293,19 @@ fn firmware_of(query: &str) -> String {
             .collect::<String>()
     };
     format!("{} {}", clean(get("platform")), clean(get("buildarch")))
+}
+
+/// The text of `path`, refused beyond `limit` bytes.
+fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

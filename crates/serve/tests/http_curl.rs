@@ -17,6 +17,11 @@ fn boot_scripts_and_unknown_machines() {
             .text()
             .contains("http://127.0.0.1:8080/ipxe/${mac:hexhyp}.ipxe")
     );
+    // The pod network manifest the init node applies: public, no secret in it.
+    let cni = curl(&format!("{base}/cni/manifest.yaml"), &[]);
+    assert_eq!(cni.status, 200);
+    assert!(cni.text().contains("kind: DaemonSet"), "{}", cni.text());
+    assert!(!cni.text().contains("PRIVATE KEY"));
 
     let own = curl(
         &format!("{base}/ipxe/52-54-00-99-00-01.ipxe?buildarch=x86_64&platform=pcbios"),

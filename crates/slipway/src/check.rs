@@ -133,18 +133,36 @@ pub fn summary(c: &Cluster) -> String {
             .unwrap_or_default()
     );
     let k = &c.kubernetes;
+    let endpoint = match &k.control_plane_endpoint.node {
+        Some(host) => format!("{}, node {host}", k.control_plane_endpoint.address),
+        None => format!(
+            "virtual IP held by kube-vip on {} control-plane nodes",
+            c.nodes
+                .iter()
+                .filter(|n| n.has_role(slipway_cluster::Role::ControlPlane))
+                .count()
+        ),
+    };
+    let cni = match slipway_render::cni::plan(c) {
+        slipway_render::cni::Plan::Rendered => format!(
+            "CNI {} {}",
+            k.network_plugin.as_str(),
+            slipway_render::cni::version(c)
+        ),
+        slipway_render::cni::Plan::Url(u) => format!("CNI from {u}"),
+        slipway_render::cni::Plan::File(p) => format!("CNI from {}", p.display()),
+        slipway_render::cni::Plan::Nothing => "no CNI (network_plugin: none)".into(),
+    };
     let _ = writeln!(
         s,
-        "kubernetes {}, endpoint {}.{} = {} ({}), pods {}, services {}, DNS {}, {}",
+        "kubernetes {}, endpoint {}.{} = {} ({endpoint}), pods {}, services {}, DNS {}, {cni}",
         k.version,
         k.api_name,
         c.cluster.domain,
         k.control_plane_endpoint,
-        k.control_plane_endpoint.address,
         k.pod_subnet,
         k.service_subnet,
         k.cluster_dns,
-        enum_name(&k.network_plugin)
     );
     let _ = writeln!(s);
     let rows: Vec<[String; 6]> = c
