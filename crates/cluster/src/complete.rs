@@ -1015,6 +1015,24 @@ fn kubernetes(
             format!("Kubernetes version `{}` is not like v1.31.2", version.value),
         );
     }
+    if is_version(core) {
+        let minor = core.split('.').nth(1).and_then(|m| m.parse::<u32>().ok());
+        let major = core.split('.').next();
+        if major != Some("1")
+            || !minor.is_some_and(|m| (MIN_K8S_MINOR..=MAX_K8S_MINOR).contains(&m))
+        {
+            d.push(
+                Diagnostic::error(
+                    version.span,
+                    format!(
+                        "slipway renders Kubernetes 1.{MIN_K8S_MINOR} to 1.{MAX_K8S_MINOR}, not {}",
+                        version.value
+                    ),
+                )
+                .with_help("kubeadm's configuration API (v1beta3 before 1.31, v1beta4 from 1.31), the pause image and the kubelet flags are known for those versions only"),
+            );
+        }
+    }
     let pod_subnet = k
         .pod_subnet
         .as_ref()
@@ -1253,6 +1271,11 @@ fn kubernetes(
         registry_mirrors,
     })
 }
+
+/// The oldest Kubernetes minor version slipway renders (1.27).
+pub const MIN_K8S_MINOR: u32 = 27;
+/// The newest Kubernetes minor version slipway renders (1.35).
+pub const MAX_K8S_MINOR: u32 = 35;
 
 /// The flannel version slipway renders unless `kubernetes.cni_version` says otherwise.
 pub const FLANNEL_VERSION: &str = "v0.26.1";

@@ -35,6 +35,22 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+thread_local! {
+    /// While [`record_asked`] runs: every (mapping, key) a [`Fields`] was asked for.
+    static ASKED: std::cell::RefCell<Option<Vec<(String, &'static str)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, returning with its result every key any [`Fields`] was asked for meanwhile
+/// on this thread, as (the mapping's description, the key): the keys the reader
+/// accepts, straight from the reader.
+pub fn record_asked<T>(f: impl FnOnce() -> T) -> (T, Vec<(String, &'static str)>) {
+    ASKED.with(|a| *a.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let asked = ASKED.with(|a| a.borrow_mut().take()).unwrap_or_default();
+    (out, asked)
+}
+
 /// Reads one mapping; see the module docs.
 pub struct Fields<'a> {
     entries: &'a [(Key, Node)],
@@ -75,6 +91,11 @@ impl<'a> Fields<'a> {
     /// The value of `key`, if present and not null.
     pub fn get(&mut self, key: &'static str) -> Option<&'a Node> {
         self.asked.push(key);
+        ASKED.with(|a| {
+            if let Some(asked) = a.borrow_mut().as_mut() {
+                asked.push((self.what.to_string(), key));
+            }
+        });
         let i = self.entries.iter().position(|(k, _)| k.text == key)?;
         self.used[i] = true;
         let node = &self.entries[i].1;

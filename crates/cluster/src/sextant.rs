@@ -203,10 +203,28 @@ fn build(root: &Node, d: &mut Diagnostics, notes: &mut Vec<String>) -> Option<St
             Value::Scalar { text, .. } => text.rsplit_once(':').map(|(_, tag)| tag.to_string()),
             _ => None,
         });
+    let renderable = |tag: &str| {
+        let mut parts = tag.trim_start_matches('v').split('.');
+        parts.next() == Some("1")
+            && parts
+                .next()
+                .and_then(|m| m.parse::<u32>().ok())
+                .is_some_and(|m| {
+                    (crate::complete::MIN_K8S_MINOR..=crate::complete::MAX_K8S_MINOR).contains(&m)
+                })
+    };
     let k8s_version = match hyperkube.filter(|t| t.starts_with('v')) {
-        Some(tag) => {
-            notes.push(format!("kubernetes.version {tag} was taken from images.hyperkube; kubeadm needs v1.2x or newer"));
+        Some(tag) if renderable(&tag) => {
+            notes.push(format!(
+                "kubernetes.version {tag} was taken from images.hyperkube"
+            ));
             tag
+        }
+        Some(tag) => {
+            notes.push(format!(
+                "sextant ran Kubernetes {tag} (images.hyperkube), which kubeadm cannot install: kubernetes.version v1.31.2 written, review it"
+            ));
+            "v1.31.2".into()
         }
         None => {
             notes.push(

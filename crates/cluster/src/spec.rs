@@ -299,6 +299,53 @@ pub struct BmcSpec {
     pub session_auth: bool,
 }
 
+/// A file with every section of the cluster file present (and empty), so that reading
+/// it asks for every key the reader knows.
+const EVERY_SECTION: &str = "\
+cluster: {}
+network: {dhcp: {}}
+os: {generic: {}}
+kubernetes: {}
+access: {}
+profiles: [{selector: {}, boot_files: {}}]
+nodes: [{bmc: {}, boot_files: {}}]
+";
+
+/// The path of the mapping a [`Fields`] describes as `what` (`nodes[].bmc`).
+fn path_of(what: &str) -> String {
+    match what {
+        "the cluster file" => String::new(),
+        "a profile" => "profiles[]".into(),
+        "a profile's `selector`" => "profiles[].selector".into(),
+        "a node" => "nodes[]".into(),
+        "a node's `bmc`" => "nodes[].bmc".into(),
+        other => other.trim_matches('`').to_string(),
+    }
+}
+
+/// Every key the cluster file accepts, as dotted paths (`kubernetes.network_plugin`,
+/// `nodes[].bmc.address`; `boot_files.<key>` wherever `boot_files` may be), sections
+/// included, sorted: taken from the reader itself, so a key added to the reader is
+/// here without anyone listing it.
+pub fn accepted_keys() -> Vec<String> {
+    let (_, asked) = crate::decode::record_asked(|| {
+        let mut d = Diagnostics::new("every-section.yaml");
+        if let Some(root) = crate::yaml::parse(EVERY_SECTION, &mut d) {
+            let _ = decode(&root, &mut d);
+        }
+    });
+    let mut keys: Vec<String> = asked
+        .into_iter()
+        .map(|(what, key)| match path_of(&what) {
+            p if p.is_empty() => key.to_string(),
+            p => format!("{p}.{key}"),
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Reads the tree into a [`Spec`], recording every problem found in single values.
 /// Returns `None` when the file is empty or not a mapping at all.
 pub fn decode(root: &Node, d: &mut Diagnostics) -> Option<Spec> {
@@ -1056,4 +1103,40 @@ fn normalize_fingerprint(s: &str) -> Option<String> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
     (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
         .then(|| hex.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod accepted_keys_tests {
+    /// Every `.get("key")` in this reader shows up among the accepted keys (so the
+    /// skeleton reaches every mapping).
+    #[test]
+    fn every_key_the_reader_asks_for_is_listed() {
+        let keys = super::accepted_keys();
+        let source = include_str!("spec.rs");
+        let reader = source
+            .split("#[cfg(test)]\nmod accepted_keys_tests")
+            .next()
+            .unwrap_or_default();
+        let mut missing = Vec::new();
+        for part in reader.split(".get(\"").skip(1) {
+            let Some(key) = part.split('"').next() else {
+                continue;
+            };
+            if !keys
+                .iter()
+                .any(|k| k == key || k.ends_with(&format!(".{key}")))
+            {
+                missing.push(key.to_string());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not reached: {missing:?}\nkeys: {keys:?}"
+        );
+        assert!(keys.contains(&"kubernetes.network_plugin".to_string()));
+        assert!(
+            keys.contains(&"nodes[].bmc.address".to_string()),
+            "{keys:?}"
+        );
+    }
 }

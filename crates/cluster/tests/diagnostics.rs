@@ -469,3 +469,22 @@ fn a_virtual_endpoint_must_be_a_free_address_of_the_subnet() {
         .is_empty()
     );
 }
+
+#[test]
+fn kubernetes_versions_slipway_cannot_render_are_refused() {
+    let v = |ver: &str| check(&[("version: v1.31.2", &format!("version: {ver}"))]);
+    assert!(v("v1.27.0").is_empty());
+    assert!(v("v1.35.1").is_empty());
+    assert_eq!(
+        v("v1.26.9"),
+        ["13:12: error: slipway renders Kubernetes 1.27 to 1.35, not v1.26.9"]
+    );
+    assert_eq!(
+        v("v1.36.0"),
+        ["13:12: error: slipway renders Kubernetes 1.27 to 1.35, not v1.36.0"]
+    );
+    assert_eq!(
+        v("v2.0.0"),
+        ["13:12: error: slipway renders Kubernetes 1.27 to 1.35, not v2.0.0"]
+    );
+}

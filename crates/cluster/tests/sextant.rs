@@ -45,7 +45,15 @@ fn the_sample_converts_into_a_valid_cluster() {
     assert_eq!(c.network.dhcp.lease_time, LeaseTime::Infinite);
     assert_eq!(c.os.version, "1122.2.0");
     assert_eq!(c.os.channel, "stable");
-    assert_eq!(c.kubernetes.version, "v1.6.2");
+    // sextant's v1.6.2 (hyperkube) is older than anything kubeadm installs.
+    assert_eq!(c.kubernetes.version, "v1.31.2");
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("v1.6.2") && n.contains("v1.31.2")),
+        "{:?}",
+        out.notes
+    );
     assert_eq!(c.kubernetes.service_subnet.to_string(), "10.100.0.0/24");
     assert_eq!(c.kubernetes.cluster_dns, Ipv4Addr::new(10, 100, 0, 10));
     assert_eq!(

@@ -152,8 +152,9 @@ pub struct Live {
     arm_on_boot_script: std::sync::atomic::AtomicBool,
 }
 
-/// The install window of `cluster` in seconds (`None`: infinite).
-fn window(cluster: &Cluster) -> Option<u64> {
+/// How long an armed install stays armed, in seconds (`os.install_timeout`; `None`:
+/// forever).
+pub fn install_window(cluster: &Cluster) -> Option<u64> {
     match cluster.os.install_timeout {
         slipway_cluster::LeaseTime::Infinite => None,
         t => Some(u64::from(t.as_secs())),
@@ -190,7 +191,7 @@ impl Live {
     /// is set from `os.install_timeout`); every operator API request needs
     /// `admin_token` as a bearer token.
     pub fn tracking(snapshot: Snapshot, tracker: Arc<Tracker>, admin_token: String) -> Arc<Live> {
-        tracker.set_install_window(window(&snapshot.cluster));
+        tracker.set_install_window(install_window(&snapshot.cluster));
         Arc::new(Live {
             snapshot: RwLock::new(Arc::new(snapshot)),
             tracker: Some(tracker),
@@ -211,7 +212,7 @@ impl Live {
     /// Puts `snapshot` in force for every later request.
     pub fn replace(&self, snapshot: Snapshot) {
         if let Some(t) = &self.tracker {
-            t.set_install_window(window(&snapshot.cluster));
+            t.set_install_window(install_window(&snapshot.cluster));
         }
         match self.snapshot.write() {
             Ok(mut g) => *g = Arc::new(snapshot),

@@ -82,14 +82,22 @@ fn password(src: &PasswordSource, base_dir: &Path) -> anyhow::Result<Secret> {
     }
 }
 
-/// Connects to `node`'s BMC.
-pub fn connect(node: &Node, base_dir: &Path) -> anyhow::Result<Box<dyn Bmc>> {
+/// How to reach one node's BMC, as the cluster file says (nothing is sent yet).
+#[derive(Debug, Clone)]
+pub enum BmcConfig {
+    /// IPMI v2.0 over LAN.
+    Ipmi(slipway_bmc::ipmi::Config),
+    /// Redfish.
+    Redfish(slipway_bmc::redfish::Config),
+}
+
+/// `node`'s BMC settings, its password read from where the file says.
+pub fn bmc_config(node: &Node, base_dir: &Path) -> anyhow::Result<BmcConfig> {
     let b = node
         .bmc
         .as_ref()
         .ok_or_else(|| anyhow!("{} has no `bmc` in the cluster file", node.hostname))?;
     let pw = password(&b.password, base_dir)?;
-    let what = || format!("{}'s BMC", node.hostname);
     Ok(match b.driver {
         BmcDriver::Ipmi => {
             use slipway_bmc::ipmi;
@@ -97,8 +105,7 @@ pub fn connect(node: &Node, base_dir: &Path) -> anyhow::Result<Box<dyn Bmc>> {
                 Some(3) => ipmi::CipherSuite::Three,
                 _ => ipmi::CipherSuite::Seventeen,
             };
-            let cfg = ipmi::Config::new(&b.address, b.port, &b.user, pw, suite);
-            Box::new(ipmi::connect(&cfg).with_context(what)?)
+            BmcConfig::Ipmi(ipmi::Config::new(&b.address, b.port, &b.user, pw, suite))
         }
         BmcDriver::Redfish => {
             use slipway_bmc::redfish;
@@ -115,7 +122,18 @@ pub fn connect(node: &Node, base_dir: &Path) -> anyhow::Result<Box<dyn Bmc>> {
             if b.session_auth {
                 cfg.auth = redfish::Auth::Session;
             }
-            Box::new(redfish::connect(&cfg).with_context(what)?)
+            BmcConfig::Redfish(cfg)
+        }
+    })
+}
+
+/// Connects to `node`'s BMC.
+pub fn connect(node: &Node, base_dir: &Path) -> anyhow::Result<Box<dyn Bmc>> {
+    let what = || format!("{}'s BMC", node.hostname);
+    Ok(match bmc_config(node, base_dir)? {
+        BmcConfig::Ipmi(cfg) => Box::new(slipway_bmc::ipmi::connect(&cfg).with_context(what)?),
+        BmcConfig::Redfish(cfg) => {
+            Box::new(slipway_bmc::redfish::connect(&cfg).with_context(what)?)
         }
     })
 }

@@ -13,6 +13,8 @@ mod pki_cmd;
 mod privileges;
 mod render_cmd;
 mod serve_cmd;
+#[cfg(test)]
+mod silent_fields;
 mod state;
 
 use std::path::PathBuf;

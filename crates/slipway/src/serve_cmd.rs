@@ -69,6 +69,30 @@ pub struct ListenArgs {
     pub user: Option<String>,
 }
 
+/// Where each service listens unless a `--*-listen` flag says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultListen {
+    /// HTTP: `network.server:network.http_port`.
+    pub http: SocketAddr,
+    /// TFTP: `network.server:69`.
+    pub tftp: SocketAddr,
+    /// DNS (UDP and TCP): `network.server:53`.
+    pub dns: SocketAddr,
+    /// DHCP binds to this interface (`network.interface`).
+    pub dhcp_interface: String,
+}
+
+/// The default listening addresses of `cluster`'s services.
+pub fn default_listen(cluster: &Cluster) -> DefaultListen {
+    let server = std::net::IpAddr::V4(cluster.network.server);
+    DefaultListen {
+        http: SocketAddr::new(server, cluster.network.http_port),
+        tftp: SocketAddr::new(server, 69),
+        dns: SocketAddr::new(server, 53),
+        dhcp_interface: cluster.network.interface.clone(),
+    }
+}
+
 /// Prints a line for whoever started `serve` (tests and scripts read the addresses);
 /// a closed standard output is not a reason to stop serving.
 macro_rules! say {
@@ -256,10 +280,8 @@ async fn run(
     let mut tasks = tokio::task::JoinSet::new();
 
     // HTTP.
-    let http_addr = listen.http_listen.unwrap_or(SocketAddr::new(
-        cluster.network.server.into(),
-        cluster.network.http_port,
-    ));
+    let defaults = default_listen(&cluster);
+    let http_addr = listen.http_listen.unwrap_or(defaults.http);
     let tracker = reload.tracker.clone();
     let live = slipway_serve::Live::tracking(
         Snapshot {
@@ -311,9 +333,7 @@ async fn run(
     if !listen.no_tftp {
         let mirror = live.current().mirror().map(std::path::Path::to_path_buf);
         let source = slipway_serve::tftp_layers(live.clone(), &listen.boot_dir, mirror.as_deref());
-        let addr = listen
-            .tftp_listen
-            .unwrap_or(SocketAddr::new(cluster.network.server.into(), 69));
+        let addr = listen.tftp_listen.unwrap_or(defaults.tftp);
         let config = slipway_tftp::Config::default();
         // Bind now so a taken port stops the start; the server takes the socket over.
         let socket = std::net::UdpSocket::bind(addr)
@@ -335,9 +355,7 @@ async fn run(
         let zone = slipway_dns::Zone::from_cluster(&cluster).context("building the DNS zone")?;
         let handle = slipway_dns::ZoneHandle::new(zone);
         zone_handle = Some(handle.clone());
-        let addr = listen
-            .dns_listen
-            .unwrap_or(SocketAddr::new(cluster.network.server.into(), 53));
+        let addr = listen.dns_listen.unwrap_or(defaults.dns);
         let listeners = slipway_dns::Listeners::bind(addr)
             .await
             .with_context(|| format!("DNS: cannot listen on {addr}"))?;
@@ -388,7 +406,7 @@ async fn run(
         let l = Listen {
             dhcp: dhcp_addr,
             pxe,
-            interface: Some(cluster.network.interface.clone()),
+            interface: Some(defaults.dhcp_interface.clone()),
             client_port: listen.dhcp_client_port,
         };
         // Open the sockets now, so a taken port or a missing interface stops the start.
