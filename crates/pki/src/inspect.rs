@@ -18,8 +18,16 @@ pub struct CertInfo {
     pub common_name: String,
     /// The subject's organizations (O).
     pub organizations: Vec<String>,
+    /// The start of its validity.
+    pub not_before: SystemTime,
     /// The end of its validity.
     pub not_after: SystemTime,
+    /// Its serial number, big-endian bytes as encoded.
+    pub serial: Vec<u8>,
+    /// Whether its extended key usage allows TLS client authentication.
+    pub client_auth: bool,
+    /// Whether its extended key usage allows TLS server authentication.
+    pub server_auth: bool,
     /// Its DNS and IP subject alternative names, in certificate order.
     pub sans: Vec<San>,
     /// Its SubjectPublicKeyInfo, DER: what the discovery hash is computed over.
@@ -50,12 +58,14 @@ impl CertInfo {
             .iter_organization()
             .filter_map(|a| a.as_str().ok().map(str::to_string))
             .collect();
-        let secs = cert.validity().not_after.timestamp();
-        let not_after = if secs >= 0 {
-            UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-        } else {
-            UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-        };
+        let not_before = system_time(cert.validity().not_before.timestamp());
+        let not_after = system_time(cert.validity().not_after.timestamp());
+        let (client_auth, server_auth) = cert
+            .extended_key_usage()
+            .map_err(|e| format!("bad extendedKeyUsage ({e})"))?
+            .map_or((false, false), |eku| {
+                (eku.value.client_auth, eku.value.server_auth)
+            });
         let mut sans = Vec::new();
         let san_ext = cert
             .subject_alternative_name()
@@ -76,7 +86,11 @@ impl CertInfo {
         Ok(CertInfo {
             common_name,
             organizations,
+            not_before,
             not_after,
+            serial: cert.raw_serial().to_vec(),
+            client_auth,
+            server_auth,
             sans,
             spki_der: cert.public_key().raw.to_vec(),
             is_ca: cert.is_ca(),
@@ -104,6 +118,15 @@ impl CertInfo {
             Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
         };
         secs.div_euclid(24 * 3600)
+    }
+}
+
+/// Seconds since the Unix epoch (negative before it) as a [`SystemTime`].
+fn system_time(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
     }
 }
 

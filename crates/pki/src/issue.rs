@@ -94,7 +94,60 @@ pub fn new_ca(kind: CaKind, now: SystemTime) -> Result<CertKey, PkiError> {
 /// A new leaf certificate for `spec` with a new key, signed by `ca`, valid from
 /// `now` (less [`BACKDATE`]) for [`LEAF_VALIDITY`].
 pub fn issue_leaf(spec: &LeafSpec, ca: &CertKey, now: SystemTime) -> Result<CertKey, PkiError> {
-    let what = || spec.id.to_string();
+    sign(
+        &Request {
+            what: spec.id.to_string(),
+            common_name: &spec.common_name,
+            organizations: &spec.organizations,
+            usage: spec.id.kind.usage(),
+            sans: &spec.sans,
+            validity: LEAF_VALIDITY,
+        },
+        ca,
+        now,
+    )
+}
+
+/// A new client certificate (extended key usage clientAuth only, no names) for
+/// `common_name` in `organizations`, with a new key and a new random serial, signed
+/// by `ca`, valid from `now` less [`BACKDATE`] until `now + validity`. `what` names
+/// it in errors.
+pub fn issue_client(
+    what: &str,
+    common_name: &str,
+    organizations: &[String],
+    ca: &CertKey,
+    now: SystemTime,
+    validity: Duration,
+) -> Result<CertKey, PkiError> {
+    sign(
+        &Request {
+            what: what.to_string(),
+            common_name,
+            organizations,
+            usage: Usage::Client,
+            sans: &[],
+            validity,
+        },
+        ca,
+        now,
+    )
+}
+
+/// What a certificate to sign says, apart from its key.
+struct Request<'a> {
+    /// Names it in errors.
+    what: String,
+    common_name: &'a str,
+    organizations: &'a [String],
+    usage: Usage,
+    sans: &'a [San],
+    validity: Duration,
+}
+
+/// A new key and a certificate for it as `req` says, signed by `ca`.
+fn sign(req: &Request<'_>, ca: &CertKey, now: SystemTime) -> Result<CertKey, PkiError> {
+    let what = || req.what.clone();
     let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| generate_error(what(), e))?;
     let issuer =
         Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key).map_err(|e| generate_error(what(), e))?;
@@ -102,14 +155,14 @@ pub fn issue_leaf(spec: &LeafSpec, ca: &CertKey, now: SystemTime) -> Result<Cert
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     // kubeadm (Go) writes O before CN.
-    for org in &spec.organizations {
+    for org in req.organizations {
         dn.push(DnType::OrganizationName, org.as_str());
     }
-    dn.push(DnType::CommonName, spec.common_name.as_str());
+    dn.push(DnType::CommonName, req.common_name);
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = match spec.id.kind.usage() {
+    params.extended_key_usages = match req.usage {
         Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
         Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
         Usage::ServerAndClient => vec![
@@ -117,7 +170,7 @@ pub fn issue_leaf(spec: &LeafSpec, ca: &CertKey, now: SystemTime) -> Result<Cert
             ExtendedKeyUsagePurpose::ClientAuth,
         ],
     };
-    params.subject_alt_names = spec
+    params.subject_alt_names = req
         .sans
         .iter()
         .map(|san| match san {
@@ -130,7 +183,7 @@ pub fn issue_leaf(spec: &LeafSpec, ca: &CertKey, now: SystemTime) -> Result<Cert
         })
         .collect::<Result<_, _>>()?;
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, now, LEAF_VALIDITY)?;
+    set_validity(&mut params, now, req.validity)?;
     params.serial_number = Some(random_serial()?);
     let cert = params
         .signed_by(&key, &issuer)

@@ -1,4 +1,5 @@
-//! The admin kubeconfig, built as data and written as YAML.
+//! Kubeconfigs with an embedded client certificate (the admin's, and each joining
+//! node's short-lived join credential), built as data and written as YAML.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -75,7 +76,21 @@ pub fn admin_kubeconfig(
     ca_cert_pem: &str,
     admin: &CertKey,
 ) -> String {
-    let context = format!("{ADMIN_USER}@{cluster_name}");
+    client_kubeconfig(cluster_name, server, ca_cert_pem, ADMIN_USER, admin)
+}
+
+/// A kubeconfig for cluster `cluster_name` reached at `server` (`https://host:port`)
+/// that authenticates as `user` with `client`'s certificate and key: the CA
+/// certificate, the client certificate and its key embedded (base64 of their PEM),
+/// one context `<user>@<cluster_name>`, which is the current one.
+pub fn client_kubeconfig(
+    cluster_name: &str,
+    server: &str,
+    ca_cert_pem: &str,
+    user: &str,
+    client: &CertKey,
+) -> String {
+    let context = format!("{user}@{cluster_name}");
     let config = Config {
         api_version: "v1",
         kind: "Config",
@@ -93,17 +108,17 @@ pub fn admin_kubeconfig(
             item: Context {
                 context: ContextData {
                     cluster: cluster_name,
-                    user: ADMIN_USER,
+                    user,
                 },
             },
         }],
         current_context: &context,
         preferences: serde_json::Map::new(),
         users: vec![NamedUser {
-            name: ADMIN_USER,
+            name: user,
             user: UserData {
-                client_certificate_data: STANDARD.encode(&admin.cert_pem),
-                client_key_data: STANDARD.encode(&admin.key_pem),
+                client_certificate_data: STANDARD.encode(&client.cert_pem),
+                client_key_data: STANDARD.encode(&client.key_pem),
             },
         }],
     };

@@ -15,8 +15,8 @@
 //!
 //! The pieces are pure functions of their inputs: [`plan`] says which certificates a
 //! cluster needs with which names, [`issue`] makes keys and certificates for a given
-//! time, [`secrets`] makes tokens and hashes, [`kubeconfig`] builds the kubeconfig;
-//! [`Pki`] is the thin layer that keeps them in files.
+//! time, [`secrets`] makes tokens and hashes, [`kubeconfig`] builds kubeconfigs,
+//! [`join`] makes join credentials; [`Pki`] is the thin layer that keeps them in files.
 //!
 //! # Files
 //!
@@ -80,6 +80,7 @@
 mod error;
 pub mod inspect;
 pub mod issue;
+pub mod join;
 pub mod kubeconfig;
 pub mod plan;
 pub mod secrets;
@@ -94,6 +95,7 @@ use slipway_cluster::Cluster;
 pub use error::PkiError;
 use inspect::{CertInfo, key_spki, public_key_spki};
 pub use issue::{CA_VALIDITY, CertKey, KeyPairPem, LEAF_VALIDITY};
+pub use join::JoinCredential;
 pub use plan::{CaKind, LeafId, LeafKind, LeafSpec, Plan, San};
 use store::Store;
 
@@ -505,6 +507,35 @@ impl Pki {
     /// The kubeadm certificate key (`--certificate-key`): 64 hex digits.
     pub fn certificate_key(&self) -> &str {
         &self.certificate_key
+    }
+
+    /// A new join credential for node `hostname`, valid from now for the cluster's
+    /// install window and an hour ([`join`]). Nothing is written: every call makes a
+    /// new key and certificate. Fails with [`PkiError::UnknownNode`] for a hostname
+    /// not in the cluster.
+    pub fn join_credential(&self, hostname: &str) -> Result<JoinCredential, PkiError> {
+        self.join_credential_at(hostname, SystemTime::now())
+    }
+
+    /// [`Pki::join_credential`] as of `now`.
+    pub fn join_credential_at(
+        &self,
+        hostname: &str,
+        now: SystemTime,
+    ) -> Result<JoinCredential, PkiError> {
+        if !self.by_host.contains_key(hostname) {
+            return Err(PkiError::UnknownNode {
+                hostname: hostname.to_string(),
+            });
+        }
+        join::mint(
+            hostname,
+            &self.plan.cluster_name,
+            &self.plan.server,
+            &self.cas.cluster.pair,
+            now,
+            self.plan.join_validity,
+        )
     }
 
     /// The service-account public key, PEM (`sa.pub`).

@@ -225,6 +225,9 @@ pub struct Plan {
     pub nodes: Vec<NodeNeeds>,
     /// Each leaf certificate: per node in file order, then the admin certificate.
     pub leaves: Vec<LeafSpec>,
+    /// How long a join credential is valid from when it is made: the install window
+    /// (`os.install_timeout`) and an hour ([`crate::join::join_validity`]).
+    pub join_validity: std::time::Duration,
 }
 
 /// The certificates `cluster` needs.
@@ -312,6 +315,7 @@ pub fn plan(cluster: &Cluster) -> Plan {
         server: format!("https://{}:{}", endpoint.address, endpoint.port),
         nodes,
         leaves,
+        join_validity: crate::join::join_validity(cluster.os.install_timeout),
     }
 }
 

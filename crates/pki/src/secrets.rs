@@ -74,7 +74,8 @@ pub(crate) fn spki_hash(spki_der: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(spki_der)))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {

@@ -407,3 +407,72 @@ fn rotated_certificates_verify_against_the_rotated_ca() -> R {
     )?);
     Ok(())
 }
+
+#[test]
+fn join_credentials_verify_as_bootstrap_clients_of_the_cluster_ca() -> R {
+    let dir = TempDir::new("join-openssl")?;
+    let pki = Pki::load_or_create(dir.path(), &cluster(SPLIT)?)?;
+    let cred = pki.join_credential("w1")?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(&cred.kubeconfig)?;
+    let doc = docs.first().ok_or("empty kubeconfig")?;
+    let decode = |v: &yaml_rust2::Yaml| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        Ok(STANDARD.decode(v.as_str().ok_or("missing data")?)?)
+    };
+    assert_eq!(
+        doc["clusters"][0]["cluster"]["server"].as_str(),
+        Some("https://192.168.50.5:6443")
+    );
+    let out = TempDir::new("join-openssl-out")?;
+    let (ca, cert, key) = (
+        out.path().join("ca.crt"),
+        out.path().join("join.crt"),
+        out.path().join("join.key"),
+    );
+    std::fs::write(
+        &ca,
+        decode(&doc["clusters"][0]["cluster"]["certificate-authority-data"])?,
+    )?;
+    std::fs::write(
+        &cert,
+        decode(&doc["users"][0]["user"]["client-certificate-data"])?,
+    )?;
+    std::fs::write(&key, decode(&doc["users"][0]["user"]["client-key-data"])?)?;
+    assert_eq!(std::fs::read(&ca)?, std::fs::read(dir.pki("ca.crt"))?);
+    // A TLS client of the cluster CA, nothing else.
+    assert!(verifies(&ca, &cert, "sslclient")?);
+    assert!(!verifies(&ca, &cert, "sslserver")?);
+    assert!(!verifies(&dir.pki("etcd/ca.crt"), &cert, "sslclient")?);
+    assert!(!verifies(
+        &dir.pki("front-proxy-ca.crt"),
+        &cert,
+        "sslclient"
+    )?);
+    assert_eq!(
+        subject(&cert)?,
+        "CN=system:bootstrap:slipway-w1,O=system:bootstrappers:kubeadm:default-node-token"
+    );
+    assert_eq!(
+        openssl(&["x509", "-noout", "-pubkey", "-in", s(&cert)?])?,
+        openssl(&["pkey", "-pubout", "-in", s(&key)?])?
+    );
+    let t = text(&cert)?;
+    assert!(t.contains("TLS Web Client Authentication"), "{t}");
+    assert!(!t.contains("TLS Web Server Authentication"), "{t}");
+    assert!(t.contains("CA:FALSE"), "{t}");
+    // SPLIT keeps the default install window, 30 minutes: valid for 1.5 hours.
+    let cert_path = s(&cert)?;
+    let checkend = |secs: u64| {
+        openssl(&[
+            "x509",
+            "-noout",
+            "-checkend",
+            &secs.to_string(),
+            "-in",
+            cert_path,
+        ])
+        .is_ok()
+    };
+    assert!(checkend(5400 - 120));
+    assert!(!checkend(5400 + 120));
+    Ok(())
+}

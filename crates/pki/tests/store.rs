@@ -115,6 +115,133 @@ fn token_and_certificate_key_have_kubeadms_forms() -> R {
     Ok(())
 }
 
+/// The parts of a join kubeconfig: server, CA PEM, user name, certificate PEM, key PEM.
+fn join_parts(
+    kubeconfig: &str,
+) -> Result<(String, String, String, String, String), Box<dyn std::error::Error>> {
+    use base64::Engine as _;
+    let docs = yaml_rust2::YamlLoader::load_from_str(kubeconfig)?;
+    let doc = docs.first().ok_or("empty kubeconfig")?;
+    let text = |v: &yaml_rust2::Yaml| -> Result<String, Box<dyn std::error::Error>> {
+        Ok(v.as_str().ok_or("missing field")?.to_string())
+    };
+    let decoded = |v: &yaml_rust2::Yaml| -> Result<String, Box<dyn std::error::Error>> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text(v)?)?;
+        Ok(String::from_utf8(bytes)?)
+    };
+    assert_eq!(doc["kind"].as_str(), Some("Config"));
+    // kubeadm takes the credentials of the current context's user.
+    let context = text(&doc["current-context"])?;
+    assert_eq!(text(&doc["contexts"][0]["name"])?, context);
+    let user = text(&doc["contexts"][0]["context"]["user"])?;
+    assert_eq!(text(&doc["users"][0]["name"])?, user);
+    assert_eq!(
+        text(&doc["contexts"][0]["context"]["cluster"])?,
+        text(&doc["clusters"][0]["name"])?
+    );
+    Ok((
+        text(&doc["clusters"][0]["cluster"]["server"])?,
+        decoded(&doc["clusters"][0]["cluster"]["certificate-authority-data"])?,
+        user,
+        decoded(&doc["users"][0]["user"]["client-certificate-data"])?,
+        decoded(&doc["users"][0]["user"]["client-key-data"])?,
+    ))
+}
+
+#[test]
+fn join_credentials_are_per_node_short_lived_and_signed_by_the_cluster_ca() -> R {
+    use slipway_pki::inspect::{CertInfo, key_spki};
+    let dir = TempDir::new("join")?;
+    let pki = Pki::load_or_create(dir.path(), &cluster(LAB)?)?;
+    let before = snapshot(&dir.path().join("pki"))?;
+    let now = SystemTime::now();
+    let cred = pki.join_credential_at("worker1", now)?;
+    let (server, ca_pem, user, cert_pem, key_pem) = join_parts(&cred.kubeconfig)?;
+    assert_eq!(server, "https://10.99.0.11:6443");
+    assert_eq!(ca_pem, pki.ca_cert_pem());
+    assert_eq!(user, "system:bootstrap:slipway-worker1");
+    assert_eq!(cert_pem, cred.cert.cert_pem);
+    assert_eq!(key_pem, cred.cert.key_pem);
+
+    let info = CertInfo::parse(&cert_pem)?;
+    assert!(info.signed_by(&CertInfo::parse(pki.ca_cert_pem())?));
+    assert!(!info.signed_by(&CertInfo::parse(pki.ca_cert_pem_of(CaKind::Etcd))?));
+    assert!(!info.signed_by(&CertInfo::parse(pki.ca_cert_pem_of(CaKind::FrontProxy))?));
+    assert_eq!(info.common_name, "system:bootstrap:slipway-worker1");
+    assert_eq!(
+        info.organizations,
+        ["system:bootstrappers:kubeadm:default-node-token"]
+    );
+    assert!(info.client_auth && !info.server_auth && !info.is_ca);
+    assert_eq!(
+        info.spki_der,
+        key_spki(&key_pem)?,
+        "the key is the certificate's"
+    );
+    // Valid from a few minutes ago (clock skew) ...
+    let skew = now.duration_since(info.not_before)?;
+    assert!(
+        skew >= Duration::from_secs(60) && skew <= Duration::from_secs(10 * 60),
+        "{skew:?}"
+    );
+    // ... until the install window (lab: the default 30 minutes) and an hour.
+    let window = Duration::from_secs(30 * 60);
+    let end = info.not_after.duration_since(now)?;
+    assert!(end + Duration::from_secs(1) >= window, "{end:?}");
+    assert!(end <= window + Duration::from_secs(3600 + 60), "{end:?}");
+    assert!(
+        end.as_secs().abs_diff(window.as_secs() + 3600) <= 1,
+        "{end:?}"
+    );
+    assert_eq!(cred.not_after, info.not_after);
+
+    // Every mint: a new key, a new serial; nothing stored.
+    let again = pki.join_credential_at("worker1", now)?;
+    let info2 = CertInfo::parse(&again.cert.cert_pem)?;
+    assert_ne!(info2.spki_der, info.spki_der);
+    assert_ne!(info2.serial, info.serial);
+    assert_ne!(again.serial, cred.serial);
+    assert_ne!(again.cert.key_pem, cred.cert.key_pem);
+    assert_eq!(snapshot(&dir.path().join("pki"))?, before);
+
+    // Another node, another user; a stranger, none.
+    let cp = pki.join_credential("cp1")?;
+    assert_eq!(cp.user, "system:bootstrap:slipway-cp1");
+    assert!(matches!(
+        pki.join_credential("nosuch"),
+        Err(PkiError::UnknownNode { .. })
+    ));
+    let shown = format!("{cred:?}");
+    assert!(
+        !shown.contains("PRIVATE") && !shown.contains("client-key-data"),
+        "{shown}"
+    );
+    Ok(())
+}
+
+#[test]
+fn join_credentials_follow_the_install_timeout() -> R {
+    use slipway_pki::inspect::CertInfo;
+    let now = SystemTime::now();
+    for (timeout, secs) in [("2h", 3 * 3600), ("infinite", 25 * 3600)] {
+        let text = LAB.replace(
+            "  kernel_args: [console=ttyS0]\n",
+            &format!("  kernel_args: [console=ttyS0]\n  install_timeout: {timeout}\n"),
+        );
+        assert_ne!(text, LAB, "the example changed: update this test");
+        let dir = TempDir::new("join-timeout")?;
+        let pki = Pki::load_or_create(dir.path(), &cluster(&text)?)?;
+        assert_eq!(pki.plan().join_validity, Duration::from_secs(secs));
+        let cred = pki.join_credential_at("worker2", now)?;
+        let end = CertInfo::parse(&cred.cert.cert_pem)?
+            .not_after
+            .duration_since(now)?;
+        // Certificates count whole seconds.
+        assert!(end.as_secs().abs_diff(secs) <= 1, "{timeout}: {end:?}");
+    }
+    Ok(())
+}
+
 #[test]
 fn directories_are_0700_and_files_0600() -> R {
     let dir = TempDir::new("modes")?;
