@@ -1,7 +1,8 @@
 //! The cluster PKI of a kubeadm cluster: the three CAs, the service-account key, every
-//! node's certificates, the admin kubeconfig, the bootstrap token, the kubeadm
-//! certificate key and the CA's discovery hash. Made once into the state directory
-//! and reused on every later run.
+//! node's certificates, the admin kubeconfig and the CA's discovery hash, made once
+//! into the state directory and reused on every later run; and each joining node's
+//! short-lived join credential ([`join`]), made anew whenever it is asked for and
+//! never stored. There is no shared bootstrap token and no kubeadm certificate key.
 //!
 //! [`Pki::load_or_create`] creates what is missing and reuses what exists: CA keys are
 //! never replaced; a node added to the cluster gets its certificates without any
@@ -26,8 +27,6 @@
 //! ```text
 //! ca.crt ca.key  etcd/ca.crt etcd/ca.key  front-proxy-ca.crt front-proxy-ca.key
 //! sa.key sa.pub                       service-account signing key pair
-//! token                               bootstrap token  [a-z0-9]{6}.[a-z0-9]{16}
-//! certificate-key                     kubeadm --certificate-key (64 hex digits)
 //! admin.crt admin.key admin.conf      operator's client certificate and kubeconfig
 //! nodes/<hostname>/apiserver.crt .key, apiserver-kubelet-client.*,
 //!     apiserver-etcd-client.*, front-proxy-client.*       (control-plane nodes)
@@ -57,7 +56,11 @@
 //! let state = std::env::temp_dir().join(format!("slipway-pki-doc-{}", std::process::id()));
 //! let pki = Pki::load_or_create(&state, cluster)?;
 //! assert!(pki.ca_cert_hash().starts_with("sha256:"));
-//! assert_eq!(pki.bootstrap_token().len(), 23);
+//!
+//! // A joining node's credential: its own, and it expires.
+//! let cred = pki.join_credential("worker1")?;
+//! assert_eq!(cred.user, "system:bootstrap:slipway-worker1");
+//! assert!(cred.not_after < std::time::SystemTime::now() + std::time::Duration::from_secs(2 * 3600));
 //!
 //! // What each machine gets in /etc/kubernetes/pki/:
 //! let cp1: Vec<String> = pki.node_files("cp1").into_iter().map(|f| f.path).collect();
@@ -99,10 +102,11 @@ pub use join::JoinCredential;
 pub use plan::{CaKind, LeafId, LeafKind, LeafSpec, Plan, San};
 use store::Store;
 
-/// The bootstrap token's file in the PKI directory.
-pub const TOKEN_FILE: &str = "token";
-/// The kubeadm certificate key's file in the PKI directory.
-pub const CERTIFICATE_KEY_FILE: &str = "certificate-key";
+/// The file in the PKI directory where slipway before per-node join credentials kept
+/// the cluster's shared bootstrap token. It is no longer made or used; when it is
+/// there, [`Pki::legacy_token_id`] names the token so it can be deleted from the
+/// clusters installed with it.
+pub const LEGACY_TOKEN_FILE: &str = "token";
 /// The admin kubeconfig's file in the PKI directory.
 pub const ADMIN_KUBECONFIG_FILE: &str = "admin.conf";
 /// The service-account private key's file (also its name on control-plane nodes).
@@ -296,8 +300,7 @@ pub struct Pki {
     cas: Cas,
     leaves: std::collections::BTreeMap<LeafId, Entry>,
     sa: KeyPairPem,
-    token: String,
-    certificate_key: String,
+    legacy_token_id: Option<String>,
     ca_hash: String,
     admin_kubeconfig: String,
     written: Vec<PathBuf>,
@@ -376,22 +379,9 @@ impl Pki {
             front_proxy: front_proxy_ca,
         };
         let sa = load_or_new_sa(&store, &mut written)?;
-        let token = load_or_new_secret(
-            &store,
-            TOKEN_FILE,
-            secrets::is_bootstrap_token,
-            secrets::new_bootstrap_token,
-            "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}",
-            &mut written,
-        )?;
-        let certificate_key = load_or_new_secret(
-            &store,
-            CERTIFICATE_KEY_FILE,
-            secrets::is_certificate_key,
-            secrets::new_certificate_key,
-            "a certificate key (64 lowercase hex digits)",
-            &mut written,
-        )?;
+        let legacy_token_id = store
+            .read(LEGACY_TOKEN_FILE)?
+            .and_then(|t| t.trim().split_once('.').map(|(id, _)| id.to_string()));
         // Loading a leaf verifies it against its key and CA: thousands of signature
         // checks for a large fleet, spread over every core.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -442,8 +432,7 @@ impl Pki {
             cas,
             leaves,
             sa,
-            token,
-            certificate_key,
+            legacy_token_id,
             ca_hash,
             admin_kubeconfig: String::new(),
             written,
@@ -499,14 +488,12 @@ impl Pki {
         &self.ca_hash
     }
 
-    /// The bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}`.
-    pub fn bootstrap_token(&self) -> &str {
-        &self.token
-    }
-
-    /// The kubeadm certificate key (`--certificate-key`): 64 hex digits.
-    pub fn certificate_key(&self) -> &str {
-        &self.certificate_key
+    /// The id of the shared bootstrap token an older slipway kept in
+    /// [`LEGACY_TOKEN_FILE`], when that file is still there: clusters installed with
+    /// it accept that token, which never expires, until it is deleted
+    /// (`kubeadm token delete <id>`). Nothing uses it any more.
+    pub fn legacy_token_id(&self) -> Option<&str> {
+        self.legacy_token_id.as_deref()
     }
 
     /// A new join credential for node `hostname`, valid from now for the cluster's
@@ -854,28 +841,6 @@ fn load_or_new_sa(store: &Store, written: &mut Vec<PathBuf>) -> Result<KeyPairPe
             written.push(store.write(SA_KEY_FILE, &sa.key_pem)?);
             written.push(store.write(SA_PUB_FILE, &sa.pub_pem)?);
             Ok(sa)
-        }
-    }
-}
-
-fn load_or_new_secret(
-    store: &Store,
-    rel: &str,
-    valid: fn(&str) -> bool,
-    new: fn() -> Result<String, PkiError>,
-    what: &str,
-    written: &mut Vec<PathBuf>,
-) -> Result<String, PkiError> {
-    match store.read(rel)? {
-        Some(text) if valid(text.trim()) => Ok(text.trim().to_string()),
-        Some(_) => Err(PkiError::Invalid {
-            path: store.path(rel),
-            reason: format!("it should hold {what}"),
-        }),
-        None => {
-            let value = new()?;
-            written.push(store.write(rel, &format!("{value}\n"))?);
-            Ok(value)
         }
     }
 }

@@ -50,8 +50,6 @@ fn a_second_run_reuses_everything_byte_for_byte() -> R {
         "front-proxy-ca.key",
         "sa.key",
         "sa.pub",
-        "token",
-        "certificate-key",
         "admin.crt",
         "admin.key",
         "admin.conf",
@@ -70,48 +68,45 @@ fn a_second_run_reuses_everything_byte_for_byte() -> R {
     assert!(second.written().is_empty(), "{:?}", second.written());
     assert_eq!(second.ca_cert_pem(), first.ca_cert_pem());
     assert_eq!(second.ca_cert_hash(), first.ca_cert_hash());
-    assert_eq!(second.bootstrap_token(), first.bootstrap_token());
-    assert_eq!(second.certificate_key(), first.certificate_key());
     assert_eq!(second.admin_kubeconfig(), first.admin_kubeconfig());
-    assert_eq!(
-        fs::read_to_string(dir.pki("token"))?,
-        format!("{}\n", first.bootstrap_token())
-    );
-    assert_eq!(
-        fs::read_to_string(dir.pki("certificate-key"))?,
-        format!("{}\n", first.certificate_key())
-    );
     Ok(())
 }
 
 #[test]
-fn token_and_certificate_key_have_kubeadms_forms() -> R {
+fn no_shared_token_or_certificate_key_is_made() -> R {
     let dir = TempDir::new("token")?;
     let pki = Pki::load_or_create(dir.path(), &cluster(LAB)?)?;
-    let token = pki.bootstrap_token();
-    let (id, secret) = token.split_once('.').ok_or("no dot")?;
-    let ok = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
+    let files = snapshot(&dir.path().join("pki"))?;
     assert!(
-        id.len() == 6 && secret.len() == 16 && ok(id) && ok(secret),
-        "{token}"
+        !files.contains_key("token") && !files.contains_key("certificate-key"),
+        "{:?}",
+        files.keys()
     );
-    let key = pki.certificate_key();
-    assert!(
-        key.len() == 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    );
+    assert_eq!(pki.legacy_token_id(), None);
     assert!(pki.ca_cert_hash().starts_with("sha256:") && pki.ca_cert_hash().len() == 7 + 64);
-    // Another state directory, other secrets.
+    // Another state directory, another CA.
     let other_dir = TempDir::new("token-other")?;
     let other = Pki::load_or_create(other_dir.path(), &cluster(LAB)?)?;
-    assert_ne!(other.bootstrap_token(), token);
-    assert_ne!(other.certificate_key(), key);
     assert_ne!(other.ca_cert_hash(), pki.ca_cert_hash());
+    Ok(())
+}
+
+#[test]
+fn an_old_shared_token_is_named_and_left_alone() -> R {
+    let dir = TempDir::new("legacy-token")?;
+    let c = cluster(LAB)?;
+    Pki::load_or_create(dir.path(), &c)?;
+    fs::write(dir.pki("token"), "abc123.0123456789abcdef\n")?;
+    chmod(&dir.pki("token"), 0o600)?;
+    let pki = Pki::load_or_create(dir.path(), &c)?;
+    assert_eq!(pki.legacy_token_id(), Some("abc123"));
+    assert!(pki.written().is_empty());
+    assert_eq!(
+        fs::read_to_string(dir.pki("token"))?,
+        "abc123.0123456789abcdef\n"
+    );
+    let shown = format!("{pki:?}");
+    assert!(!shown.contains("0123456789abcdef"), "{shown}");
     Ok(())
 }
 
@@ -412,10 +407,10 @@ fn symbolic_links_are_refused() -> R {
     let dir = TempDir::new("symlink")?;
     let c = cluster(LAB)?;
     Pki::load_or_create(dir.path(), &c)?;
-    let token = dir.pki("token");
-    let elsewhere = dir.path().join("token-elsewhere");
-    fs::rename(&token, &elsewhere)?;
-    symlink(&elsewhere, &token)?;
+    let sa_pub = dir.pki("sa.pub");
+    let elsewhere = dir.path().join("sa.pub-elsewhere");
+    fs::rename(&sa_pub, &elsewhere)?;
+    symlink(&elsewhere, &sa_pub)?;
     let err = Pki::load_or_create(dir.path(), &c)
         .err()
         .ok_or("a symlink was accepted")?;
@@ -585,7 +580,6 @@ fn rotating_all_leaves_keeps_cas_and_secrets() -> R {
     let c = cluster(LAB)?;
     let mut pki = Pki::load_or_create(dir.path(), &c)?;
     let before = snapshot(&dir.path().join("pki"))?;
-    let token = pki.bootstrap_token().to_string();
     pki.rotate_leaves(None)?;
     let after = snapshot(&dir.path().join("pki"))?;
     let names = changed(&before, &after);
@@ -594,7 +588,6 @@ fn rotating_all_leaves_keeps_cas_and_secrets() -> R {
         .filter(|k| k.starts_with("nodes/") || k.starts_with("admin."))
         .collect();
     assert_eq!(names.iter().collect::<Vec<_>>(), leaves);
-    assert_eq!(pki.bootstrap_token(), token);
     let again = Pki::load_or_create(dir.path(), &c)?;
     assert!(again.written().is_empty());
     assert_eq!(again.admin_kubeconfig(), pki.admin_kubeconfig());
@@ -778,7 +771,7 @@ fn each_node_gets_the_files_of_its_roles() -> R {
     }
     let shown = format!("{pki:?}");
     assert!(
-        !shown.contains("-----BEGIN") && !shown.contains(pki.bootstrap_token()),
+        !shown.contains("-----BEGIN") && !shown.contains("PRIVATE"),
         "{shown}"
     );
     Ok(())
@@ -810,18 +803,4 @@ fn leaf_kinds_name_kubeadms_files() {
             "etcd/healthcheck-client",
         ]
     );
-}
-
-#[test]
-fn a_broken_token_file_is_refused_with_its_path() -> R {
-    let dir = TempDir::new("bad-token")?;
-    let c = cluster(LAB)?;
-    Pki::load_or_create(dir.path(), &c)?;
-    fs::write(dir.pki("token"), "not-a-token\n")?;
-    let err = Pki::load_or_create(dir.path(), &c)
-        .err()
-        .ok_or("a bad token was accepted")?;
-    assert!(matches!(err, PkiError::Invalid { .. }), "{err:?}");
-    assert!(err.to_string().contains("token"), "{err}");
-    Ok(())
 }

@@ -1,6 +1,17 @@
 //! kubeadm configuration for each node: `kubeadm init` on the first control-plane node,
-//! `kubeadm join` (as a control-plane node with the certificate key, or as a worker) on
-//! the others, with slipway's bootstrap token and CA hash so no human is needed.
+//! `kubeadm join` (as a control-plane node, or as a worker) on the others, so no human
+//! is needed.
+//!
+//! No configuration carries a shared or non-expiring credential. A joining node
+//! authenticates with its own join credential ([`join_kubeconfig`](crate::Secrets::join_kubeconfig): a client
+//! certificate of kubeadm's bootstrap group that expires an hour after the install
+//! window), which the installed config writes to [`JOIN_KUBECONFIG_PATH`] and the
+//! JoinConfiguration names as its discovery file; its embedded CA replaces a CA
+//! hash. A joining control-plane node finds the shared CA and service-account keys
+//! slipway placed in `/etc/kubernetes/pki/`, so there is no certificate key and no
+//! `--upload-certs`. The InitConfiguration's one bootstrap token (kubeadm always
+//! makes one) has no value in the config (kubeadm draws it), is not printed, and
+//! expires [`INIT_TOKEN_TTL`] after `kubeadm init`: nothing uses it.
 //!
 //! Built as data (serde_json values, written as YAML documents), never as text.
 
@@ -8,7 +19,6 @@ use serde_json::{Value, json};
 use slipway_cluster::{Cluster, Node, Role};
 
 use crate::RenderError;
-use crate::secrets::Secrets;
 
 /// The Kubernetes service DNS domain inside the cluster (kubeadm's default).
 pub const SERVICE_DNS_DOMAIN: &str = "cluster.local";
@@ -16,6 +26,17 @@ pub const SERVICE_DNS_DOMAIN: &str = "cluster.local";
 pub const CONFIG_PATH: &str = "/etc/kubernetes/kubeadm.yaml";
 /// containerd's CRI socket.
 pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
+/// Where a joining node's join credential (a kubeconfig, 0600) is written, removed
+/// once `kubeadm join` succeeds.
+pub const JOIN_KUBECONFIG_PATH: &str = "/etc/kubernetes/slipway-join.conf";
+/// The lifetime of the bootstrap token `kubeadm init` makes. kubeadm makes one
+/// whatever the config says (24 hours when none is given) and its bootstrap-token
+/// phase, which also sets up the RBAC that joining nodes need, cannot be skipped;
+/// slipway's nodes join with their own credentials, so this one only has to expire.
+pub const INIT_TOKEN_TTL: &str = "10m";
+/// kubeadm's group for joining nodes: its RBAC lets the group post CSRs, have node
+/// client CSRs approved, get nodes and read the kubeadm and kubelet ConfigMaps.
+pub const BOOTSTRAP_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
 
 /// How a node joins the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +74,12 @@ pub fn join_kind(cluster: &Cluster, node: &Node) -> Join {
     }
 }
 
-/// The command the node runs once its OS is up.
+/// The command the node runs once its OS is up. `kubeadm init` does not print its
+/// bootstrap token (nothing needs it) and does not upload the control-plane
+/// certificates (joining control-plane nodes get them from slipway).
 pub fn command(join: Join) -> String {
     match join {
-        Join::Init => format!("kubeadm init --config {CONFIG_PATH} --upload-certs"),
+        Join::Init => format!("kubeadm init --config {CONFIG_PATH} --skip-token-print"),
         _ => format!("kubeadm join --config {CONFIG_PATH}"),
     }
 }
@@ -126,11 +149,7 @@ fn node_registration(node: &Node, v1beta4: bool) -> Value {
 }
 
 /// The kubeadm config documents for `node`.
-pub fn documents(
-    cluster: &Cluster,
-    node: &Node,
-    secrets: &dyn Secrets,
-) -> Result<Vec<Value>, RenderError> {
+pub fn documents(cluster: &Cluster, node: &Node) -> Result<Vec<Value>, RenderError> {
     let stray_etcd = cluster.stray_etcd();
     if !stray_etcd.is_empty() {
         return Err(RenderError::Unsupported(format!(
@@ -154,14 +173,13 @@ pub fn documents(
             docs.push(json!({
                 "apiVersion": apiv,
                 "kind": "InitConfiguration",
+                // No `token`: kubeadm draws it, and it is never written anywhere.
                 "bootstrapTokens": [{
-                    "token": secrets.bootstrap_token(),
-                    "ttl": "0s",
+                    "ttl": INIT_TOKEN_TTL,
                     "usages": ["signing", "authentication"],
-                    "groups": ["system:bootstrappers:kubeadm:default-node-token"],
-                    "description": "slipway: joins the cluster's machines (rotate with slipway pki)",
+                    "groups": [BOOTSTRAP_GROUP],
+                    "description": "slipway: made by kubeadm init, unused (nodes join with their own credentials)",
                 }],
-                "certificateKey": secrets.certificate_key(),
                 "nodeRegistration": node_registration(node, v1beta4),
                 "localAPIEndpoint": local_api,
             }));
@@ -190,15 +208,13 @@ pub fn documents(
             let mut doc = json!({
                 "apiVersion": apiv,
                 "kind": "JoinConfiguration",
-                "discovery": {"bootstrapToken": {
-                    "apiServerEndpoint": endpoint,
-                    "token": secrets.bootstrap_token(),
-                    "caCertHashes": [secrets.ca_cert_hash()],
-                }},
+                // The node's own join credential, with the cluster CA in it.
+                "discovery": {"file": {"kubeConfigPath": JOIN_KUBECONFIG_PATH}},
                 "nodeRegistration": node_registration(node, v1beta4),
             });
             if join == Join::ControlPlane {
-                doc["controlPlane"] = json!({"localAPIEndpoint": local_api, "certificateKey": secrets.certificate_key()});
+                // No certificateKey: the shared keys are already in /etc/kubernetes/pki.
+                doc["controlPlane"] = json!({"localAPIEndpoint": local_api});
             }
             docs.push(doc);
         }
@@ -217,8 +233,8 @@ pub fn documents(
 }
 
 /// The config as one multi-document YAML text.
-pub fn yaml(cluster: &Cluster, node: &Node, secrets: &dyn Secrets) -> Result<String, RenderError> {
-    let docs = documents(cluster, node, secrets)?;
+pub fn yaml(cluster: &Cluster, node: &Node) -> Result<String, RenderError> {
+    let docs = documents(cluster, node)?;
     let mut out = format!(
         "# slipway: kubeadm config for {} ({:?})\n",
         node.hostname,

@@ -49,6 +49,9 @@ pub enum RenderError {
     /// The generic profile's template failed (syntax, undefined variable).
     #[error("template error: {0}")]
     Template(String),
+    /// A secret the artifact carries could not be made.
+    #[error("cannot make a secret: {0}")]
+    Secret(String),
 }
 
 /// Every artifact a node has.
@@ -147,7 +150,7 @@ pub fn render_keyed(
             )?)),
             ConfigFormat::Template => installed_template(cluster, node, &urls, template),
         },
-        Artifact::Kubeadm => kubeadm::yaml(cluster, node, secrets),
+        Artifact::Kubeadm => kubeadm::yaml(cluster, node),
     }
 }
 

@@ -121,7 +121,17 @@ fn sysext_unit(cluster: &Cluster, urls: &Urls) -> String {
 }
 
 fn kubeadm_unit(cluster: &Cluster, node: &Node) -> String {
-    let cmd = kubeadm::command(kubeadm::join_kind(cluster, node));
+    let join = kubeadm::join_kind(cluster, node);
+    let cmd = kubeadm::command(join);
+    // The join credential is of no use once the node has joined.
+    let cleanup = if join == kubeadm::Join::Init {
+        String::new()
+    } else {
+        format!(
+            "ExecStartPost=/usr/bin/rm -f {}\n",
+            kubeadm::JOIN_KUBECONFIG_PATH
+        )
+    };
     format!(
         "# slipway: join the Kubernetes cluster\n\
          [Unit]\n\
@@ -136,7 +146,8 @@ fn kubeadm_unit(cluster: &Cluster, node: &Node) -> String {
          Restart=on-failure\n\
          RestartSec=20\n\
          ExecStartPre=/usr/bin/systemctl enable kubelet.service\n\
-         ExecStart=/usr/bin/env {cmd}\n\n\
+         ExecStart=/usr/bin/env {cmd}\n\
+         {cleanup}\n\
          [Install]\n\
          WantedBy=multi-user.target\n"
     )
@@ -299,10 +310,22 @@ pub fn provision(
         },
         File {
             path: kubeadm::CONFIG_PATH.into(),
-            contents: kubeadm::yaml(cluster, node, secrets)?,
+            contents: kubeadm::yaml(cluster, node)?,
             mode: 0o600,
         },
     ];
+    if kubeadm::join_kind(cluster, node) != kubeadm::Join::Init {
+        files.push(File {
+            path: kubeadm::JOIN_KUBECONFIG_PATH.into(),
+            contents: secrets.join_kubeconfig(node).map_err(|reason| {
+                RenderError::Secret(format!(
+                    "the join credential of {}: {reason}",
+                    node.hostname
+                ))
+            })?,
+            mode: 0o600,
+        });
+    }
     if !cluster.network.ntp.is_empty() {
         files.push(File {
             path: "/etc/systemd/timesyncd.conf.d/slipway.conf".into(),

@@ -29,14 +29,14 @@ impl fmt::Debug for SecretFile {
 
 /// What rendering asks of the cluster's secret store.
 pub trait Secrets {
-    /// The kubeadm bootstrap token (`abcdef.0123456789abcdef`).
-    fn bootstrap_token(&self) -> &str;
-    /// The discovery hash of the cluster CA (`sha256:...`).
-    fn ca_cert_hash(&self) -> &str;
-    /// The key that encrypts the control-plane certificates kubeadm shares (hex).
-    fn certificate_key(&self) -> &str;
-    /// The secret files `node` needs (CA keys for control-plane nodes, its certificates).
+    /// The secret files `node` needs in `/etc/kubernetes/pki/` (CA keys for
+    /// control-plane nodes only, its certificates).
     fn node_files(&self, node: &Node) -> Vec<SecretFile>;
+    /// The join credential of `node`, a node that runs `kubeadm join`: a kubeconfig
+    /// with the control-plane endpoint, the cluster CA and a client certificate of
+    /// its own that expires shortly after the install window, made anew on every
+    /// call (see `slipway_pki::join`). `Err` says why it cannot be made.
+    fn join_kubeconfig(&self, node: &Node) -> Result<String, String>;
     /// The report tokens of `node`'s current install (install, ready), when slipway
     /// tracks machines: the install script and the installed system report with them.
     fn report_tokens(&self, _node: &Node) -> Option<(String, String)> {
@@ -50,18 +50,6 @@ pub trait Secrets {
 pub struct ExampleSecrets;
 
 impl Secrets for ExampleSecrets {
-    fn bootstrap_token(&self) -> &str {
-        "abcdef.0123456789abcdef"
-    }
-
-    fn ca_cert_hash(&self) -> &str {
-        "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-    }
-
-    fn certificate_key(&self) -> &str {
-        "0000000000000000000000000000000000000000000000000000000000000000"
-    }
-
     fn node_files(&self, node: &Node) -> Vec<SecretFile> {
         vec![SecretFile {
             path: "/etc/kubernetes/pki/ca.crt".into(),
@@ -71,6 +59,28 @@ impl Secrets for ExampleSecrets {
             ),
             mode: 0o644,
         }]
+    }
+
+    fn join_kubeconfig(&self, node: &Node) -> Result<String, String> {
+        use base64::Engine as _;
+        let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+        let user = format!("system:bootstrap:slipway-{}", node.hostname);
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "example", "cluster": {
+                "certificate-authority-data": b64("-----BEGIN CERTIFICATE-----\nEXAMPLE CA\n-----END CERTIFICATE-----\n".into()),
+                "server": "https://192.0.2.1:6443",
+            }}],
+            "contexts": [{"name": format!("{user}@example"), "context": {"cluster": "example", "user": user}}],
+            "current-context": format!("{user}@example"),
+            "preferences": {},
+            "users": [{"name": user, "user": {
+                "client-certificate-data": b64(format!("-----BEGIN CERTIFICATE-----\nEXAMPLE join certificate of {}\n-----END CERTIFICATE-----\n", node.hostname)),
+                "client-key-data": b64(format!("EXAMPLE join key of {}\n", node.hostname)),
+            }}],
+        });
+        Ok(slipway_cluster::emit::to_yaml(&doc))
     }
 
     fn report_tokens(&self, _node: &Node) -> Option<(String, String)> {

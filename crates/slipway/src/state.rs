@@ -14,16 +14,17 @@ use std::sync::Arc;
 pub struct PkiSecrets(pub Pki, pub Option<Arc<Tracker>>);
 
 impl Secrets for PkiSecrets {
-    fn bootstrap_token(&self) -> &str {
-        self.0.bootstrap_token()
-    }
-
-    fn ca_cert_hash(&self) -> &str {
-        self.0.ca_cert_hash()
-    }
-
-    fn certificate_key(&self) -> &str {
-        self.0.certificate_key()
+    fn join_kubeconfig(&self, node: &Node) -> Result<String, String> {
+        let cred = self
+            .0
+            .join_credential(&node.hostname)
+            .map_err(|e| e.to_string())?;
+        let not_after = cred
+            .not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        tracing::info!(target: "audit", host = node.hostname, user = cred.user, serial = cred.serial, not_after, "join credential made");
+        Ok(cred.kubeconfig)
     }
 
     fn report_tokens(&self, node: &Node) -> Option<(String, String)> {
@@ -49,6 +50,13 @@ pub fn open(state_dir: &Path, cluster: &Cluster) -> anyhow::Result<PkiSecrets> {
         .with_context(|| format!("PKI in {}", state_dir.display()))?;
     for path in pki.written() {
         tracing::info!(path = %path.display(), "PKI file created");
+    }
+    if let Some(id) = pki.legacy_token_id() {
+        tracing::warn!(
+            token_id = id,
+            file = %pki.dir().join(slipway_pki::LEGACY_TOKEN_FILE).display(),
+            "an older slipway gave this cluster's nodes a shared bootstrap token that never expires; nodes now join with their own short-lived credentials: delete it from every cluster installed with it (`kubeadm token delete {id}`), then remove the file"
+        );
     }
     Ok(PkiSecrets(pki, None))
 }
