@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine as _;
+
 fn slipway(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slipway"))
         .args(args)
@@ -310,8 +312,54 @@ fn render_prints_what_the_machine_gets() {
         "kubeadm",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let token = std::fs::read_to_string(state.join("pki/token")).unwrap_or_default();
-    assert!(!token.trim().is_empty() && text(&out.stdout).contains(token.trim()));
+    // No shared token: the worker joins with its own credential, in a file.
+    assert!(state.join("pki/ca.key").exists());
+    assert!(!state.join("pki/token").exists() && !state.join("pki/certificate-key").exists());
+    let kubeadm = text(&out.stdout);
+    assert!(
+        kubeadm.contains("kubeConfigPath: /etc/kubernetes/slipway-join.conf")
+            && !kubeadm.contains("token:")
+            && !kubeadm.contains("certificateKey"),
+        "{kubeadm}"
+    );
+    let out = slipway(&[
+        "--state-dir",
+        state.to_str().unwrap_or_default(),
+        "render",
+        lab,
+        "--node",
+        "worker1",
+        "--artifact",
+        "installed",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ign: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let files = ign["storage"]["files"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let join = files
+        .iter()
+        .find(|f| f["path"] == "/etc/kubernetes/slipway-join.conf")
+        .unwrap_or_else(|| panic!("no join kubeconfig in {ign}"));
+    assert_eq!(join["mode"], 0o600);
+    let conf = join["contents"]["source"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("data:;base64,"))
+        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    assert!(
+        conf.contains("name: \"system:bootstrap:slipway-worker1\"")
+            && conf.contains("client-key-data: "),
+        "{conf}"
+    );
+    // The cluster CA of the state directory is embedded.
+    let ca = std::fs::read_to_string(state.join("pki/ca.crt")).unwrap_or_default();
+    assert!(
+        !ca.is_empty() && conf.contains(&base64::engine::general_purpose::STANDARD.encode(&ca)),
+        "{conf}"
+    );
     let status = slipway(&[
         "--state-dir",
         state.to_str().unwrap_or_default(),
