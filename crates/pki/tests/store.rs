@@ -110,10 +110,17 @@ fn an_old_shared_token_is_named_and_left_alone() -> R {
     Ok(())
 }
 
-/// The parts of a join kubeconfig: server, CA PEM, user name, certificate PEM, key PEM.
-fn join_parts(
-    kubeconfig: &str,
-) -> Result<(String, String, String, String, String), Box<dyn std::error::Error>> {
+/// The parts of a join kubeconfig.
+struct JoinParts {
+    server: String,
+    ca_pem: String,
+    user: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// The parts of join kubeconfig `kubeconfig`, checking that its context is consistent.
+fn join_parts(kubeconfig: &str) -> Result<JoinParts, Box<dyn std::error::Error>> {
     use base64::Engine as _;
     let docs = yaml_rust2::YamlLoader::load_from_str(kubeconfig)?;
     let doc = docs.first().ok_or("empty kubeconfig")?;
@@ -134,13 +141,13 @@ fn join_parts(
         text(&doc["contexts"][0]["context"]["cluster"])?,
         text(&doc["clusters"][0]["name"])?
     );
-    Ok((
-        text(&doc["clusters"][0]["cluster"]["server"])?,
-        decoded(&doc["clusters"][0]["cluster"]["certificate-authority-data"])?,
+    Ok(JoinParts {
+        server: text(&doc["clusters"][0]["cluster"]["server"])?,
+        ca_pem: decoded(&doc["clusters"][0]["cluster"]["certificate-authority-data"])?,
         user,
-        decoded(&doc["users"][0]["user"]["client-certificate-data"])?,
-        decoded(&doc["users"][0]["user"]["client-key-data"])?,
-    ))
+        cert_pem: decoded(&doc["users"][0]["user"]["client-certificate-data"])?,
+        key_pem: decoded(&doc["users"][0]["user"]["client-key-data"])?,
+    })
 }
 
 #[test]
@@ -151,7 +158,13 @@ fn join_credentials_are_per_node_short_lived_and_signed_by_the_cluster_ca() -> R
     let before = snapshot(&dir.path().join("pki"))?;
     let now = SystemTime::now();
     let cred = pki.join_credential_at("worker1", now)?;
-    let (server, ca_pem, user, cert_pem, key_pem) = join_parts(&cred.kubeconfig)?;
+    let JoinParts {
+        server,
+        ca_pem,
+        user,
+        cert_pem,
+        key_pem,
+    } = join_parts(&cred.kubeconfig)?;
     assert_eq!(server, "https://10.99.0.11:6443");
     assert_eq!(ca_pem, pki.ca_cert_pem());
     assert_eq!(user, "system:bootstrap:slipway-worker1");
