@@ -483,7 +483,8 @@ impl Pki {
 
     /// The cluster CA's discovery hash for `kubeadm join
     /// --discovery-token-ca-cert-hash`: `sha256:<hex of SHA-256 of its DER
-    /// SubjectPublicKeyInfo>`.
+    /// SubjectPublicKeyInfo>`. slipway's own nodes do not need it (their join
+    /// credential carries the CA); it is for a node joined by hand with a token.
     pub fn ca_cert_hash(&self) -> &str {
         &self.ca_hash
     }
@@ -652,7 +653,7 @@ impl Pki {
 
     /// Replaces a CA (new key, new certificate from now) and reissues every leaf
     /// certificate it signed. Every node must then get its new files; after the
-    /// cluster CA, joining nodes need the new [`ca_cert_hash`](Pki::ca_cert_hash).
+    /// cluster CA, join credentials are signed by (and carry) the new CA.
     ///
     /// The new CA is first written to `<base>.pending`, so a rotation interrupted
     /// half-way is finished by the next [`load_or_create`](Pki::load_or_create).
