@@ -580,10 +580,9 @@ impl Engine {
                 for c in [code::LEASE_TIME, code::RENEWAL, code::REBINDING] {
                     reply.options.remove(&c);
                 }
-                let to = if req.ciaddr.is_unspecified() {
-                    Destination::Broadcast
-                } else {
-                    Destination::Unicast(SocketAddrV4::new(req.ciaddr, 68))
+                let to = match self.client_address(req) {
+                    Some(ip) => Destination::Unicast(SocketAddrV4::new(ip, 68)),
+                    None => Destination::Broadcast,
                 };
                 out.push(Action::Send {
                     packet: reply.emit(),
@@ -829,11 +828,24 @@ impl Engine {
     fn destination(&self, req: &Packet, _yiaddr: Ipv4Addr) -> Destination {
         if !req.giaddr.is_unspecified() {
             Destination::Unicast(SocketAddrV4::new(req.giaddr, 67))
-        } else if !req.ciaddr.is_unspecified() {
-            Destination::Unicast(SocketAddrV4::new(req.ciaddr, 68))
+        } else if let Some(ip) = self.client_address(req) {
+            Destination::Unicast(SocketAddrV4::new(ip, 68))
         } else {
             Destination::Broadcast
         }
+    }
+
+    /// The request's ciaddr when a reply may be unicast there: a host address of the
+    /// served subnet (every address slipway hands out is one). Anyone can write a
+    /// ciaddr: any other (the subnet's or the all-ones broadcast address, a multicast
+    /// group, a host elsewhere) would have slipway send its reply wherever a forged
+    /// request says; the client on this link gets a broadcast instead.
+    fn client_address(&self, req: &Packet) -> Option<Ipv4Addr> {
+        let subnet = self.config.subnet;
+        let ip = req.ciaddr;
+        let host = subnet.contains(&ip)
+            && (subnet.prefix_len() >= 31 || (ip != subnet.network() && ip != subnet.broadcast()));
+        host.then_some(ip)
     }
 
     fn nak_destination(&self, req: &Packet) -> Destination {

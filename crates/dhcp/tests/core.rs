@@ -438,6 +438,36 @@ fn relays_inform_decline_release() {
 }
 
 #[test]
+fn replies_are_unicast_only_to_a_host_of_the_served_subnet() {
+    // Found by fuzz/fuzz_targets/dhcp_engine.rs: a forged ciaddr chose where the reply
+    // went (255.255.255.255 as a unicast; any host anywhere). A host of the subnet
+    // still gets its reply unicast; any other ciaddr gets a broadcast on the link.
+    let mut s = Server::new(config("authoritative", "ignore"), vec![]);
+    for (ciaddr, to) in [
+        (
+            Ipv4Addr::new(10, 99, 0, 21),
+            Destination::Unicast(SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 21), 68)),
+        ),
+        (Ipv4Addr::BROADCAST, Destination::Broadcast),
+        (Ipv4Addr::new(10, 99, 0, 255), Destination::Broadcast),
+        (Ipv4Addr::new(10, 99, 0, 0), Destination::Broadcast),
+        (Ipv4Addr::new(224, 0, 0, 1), Destination::Broadcast),
+        (Ipv4Addr::new(192, 0, 2, 7), Destination::Broadcast),
+    ] {
+        let mut inform = request(MessageType::Inform, mac(2));
+        inform.ciaddr = ciaddr;
+        assert_eq!(one(&handle(&mut s, 0, &inform)).1, to, "INFORM from {ciaddr}");
+        // A renewing REQUEST for its reserved address: ACKed the same way.
+        let mut renew = request(MessageType::Request, mac(2));
+        renew.ciaddr = ciaddr;
+        renew.set_ips(code::REQUESTED_IP, &[Ipv4Addr::new(10, 99, 0, 21)]);
+        let (ack, dest) = one(&handle(&mut s, 0, &renew));
+        assert_eq!(ack.message_type(), Some(MessageType::Ack));
+        assert_eq!(dest, to, "REQUEST from {ciaddr}");
+    }
+}
+
+#[test]
 fn rapid_commit_acks_at_once() {
     let mut s = Server::new(config("authoritative", "ignore"), vec![]);
     let mut d = request(MessageType::Discover, mac(2));

@@ -62,6 +62,11 @@ pub fn parse_range(value: &str, len: u64) -> Range {
         return Range::Full;
     };
     let (a, b) = (a.trim(), b.trim());
+    // Positions and lengths are digits only (RFC 9110 §14.1.1); u64's parser would also
+    // take a leading `+`.
+    if !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()) {
+        return Range::Full;
+    }
     let parsed = match (a.is_empty(), b.is_empty()) {
         (true, true) => return Range::Full,
         (true, false) => match b.parse::<u64>() {
@@ -266,6 +271,10 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), Range::Full);
         assert_eq!(parse_range("items=0-1", 1000), Range::Full);
         assert_eq!(parse_range("bytes=x-1", 1000), Range::Full);
+        // Found by fuzz/fuzz_targets/http_range.rs: a sign is not a digit.
+        assert_eq!(parse_range("bytes=+29-", 1000), Range::Full);
+        assert_eq!(parse_range("bytes=0-+9", 1000), Range::Full);
+        assert_eq!(parse_range("bytes=-+9", 1000), Range::Full);
     }
 
     #[test]
