@@ -79,6 +79,21 @@ pub use zone::{
     Answer, DYNAMIC_TTL, NEGATIVE_TTL, SERVER_LABEL, STATIC_TTL, Zone, reverse_name, reverse_zones,
 };
 
+/// Entry points for the fuzz targets (`fuzz/` at the top of the repository): the
+/// decoders that read network bytes, as the server calls them. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The UDP fast path (`fast.rs`): the reply to `query` when the fast path
+    /// takes it, exactly as the server sends it; `None` sends it the general way.
+    pub fn fast_answer(
+        zone: &crate::ZoneHandle,
+        query: &[u8],
+        recursion_available: bool,
+    ) -> Option<Vec<u8>> {
+        crate::fast::answer(zone, query, recursion_available)
+    }
+}
+
 /// The hickory-proto version this crate's API uses ([`Zone::lookup`] takes and returns
 /// its types), re-exported so callers need not pin it themselves.
 pub use hickory_proto as proto;

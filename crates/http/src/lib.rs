@@ -250,6 +250,23 @@ pub async fn serve_api(
     }
 }
 
+/// Entry points for the fuzz targets (`fuzz/` at the top of the repository): the
+/// parsers of request paths and queries, as the routes call them. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes the `%XX` escapes of a request path or query value; `None` for a
+    /// malformed escape or a result that is not UTF-8 (the mirror answers 404).
+    pub fn percent_decode(s: &str) -> Option<String> {
+        crate::percent_decode(s)
+    }
+
+    /// The value of `key` in `uri`'s query as `POST /report/..` reads it: decoded,
+    /// without control characters, at most 200 characters.
+    pub fn query_value(uri: &axum::http::Uri, key: &str) -> Option<String> {
+        crate::machine::query_value(uri, key)
+    }
+}
+
 const TEXT: &str = "text/plain; charset=utf-8";
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -260,7 +277,8 @@ fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "not found\n")
 }
 
-/// Decodes %XX escapes; `None` for malformed escapes or non-UTF-8 results.
+/// Decodes %XX escapes; `None` for malformed escapes (anything but two hex digits
+/// after a `%`) or non-UTF-8 results.
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -268,6 +286,10 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            // from_str_radix alone would take a sign: `%+2` would decode to 0x02.
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -276,4 +298,21 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/a%20b/%C3%A9").as_deref(), Some("/a b/é"));
+        assert_eq!(percent_decode("/%2e%2E/x").as_deref(), Some("/../x"));
+        assert_eq!(percent_decode("/a%2"), None, "cut short");
+        assert_eq!(percent_decode("/a%zz"), None, "not hex");
+        assert_eq!(percent_decode("/%ff"), None, "not UTF-8");
+        // Found by fuzz/fuzz_targets/http_path.rs: a sign is not a hex digit.
+        assert_eq!(percent_decode("/dir/%+62.txt"), None);
+        assert_eq!(percent_decode("/%+2e%+2e/"), None);
+    }
 }

@@ -108,7 +108,7 @@ async fn seed_cloud_config(
 
 /// The value of `key` in the query, decoded, without control characters, at most 200
 /// characters.
-fn query_value(uri: &Uri, key: &str) -> Option<String> {
+pub(crate) fn query_value(uri: &Uri, key: &str) -> Option<String> {
     let q = uri.query()?;
     let raw = q
         .split('&')

@@ -24,7 +24,6 @@ pub(crate) enum Hash {
 
 impl Hash {
     /// Full HMAC output length.
-    #[cfg(test)]
     pub(crate) fn len(self) -> usize {
         match self {
             Hash::Sha1 => 20,

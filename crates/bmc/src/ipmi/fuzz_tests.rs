@@ -62,113 +62,6 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Valid packets of every kind, as seeds.
-fn seeds(keys: &SessionKeys, suite: &Suite) -> Vec<Vec<u8>> {
-    let setup = |pt, payload: Vec<u8>| {
-        wire::encode_v2(
-            &wire::V2Header {
-                payload_type: pt,
-                encrypted: false,
-                authenticated: false,
-                session_id: 0,
-                sequence: 0,
-            },
-            &payload,
-        )
-    };
-    let alg = wire::AlgorithmIds {
-        auth: suite.auth,
-        integrity: suite.integrity,
-        confidentiality: suite.confidentiality,
-    };
-    let response = {
-        let mut m = vec![0x81, 0x07 << 2];
-        m.push(wire::checksum(&m));
-        let mut b = vec![
-            0x20,
-            1 << 2,
-            0x01,
-            0x00,
-            0,
-            3,
-            9,
-            8,
-            2,
-            0x9F,
-            0x91,
-            0x12,
-            0,
-            2,
-            0x0F,
-        ];
-        b.push(wire::checksum(&b));
-        m.extend_from_slice(&b);
-        m
-    };
-    let mut signed = wire::encode_v2(
-        &wire::V2Header {
-            payload_type: wire::PayloadType::Ipmi,
-            encrypted: true,
-            authenticated: true,
-            session_id: 0x0102_0304,
-            sequence: 1,
-        },
-        &keys.encrypt(&response).unwrap(),
-    );
-    let code = keys.auth_code(wire::integrity_region(&signed));
-    signed.extend_from_slice(&code);
-    vec![
-        wire::encode_v15_unauthenticated(&response),
-        response.clone(),
-        signed,
-        setup(
-            wire::PayloadType::OpenSessionResponse,
-            wire::encode_open_session_response(&wire::OpenSessionResponse {
-                tag: 1,
-                status: 0,
-                max_privilege: 4,
-                console_session_id: 0x0102_0304,
-                accepted: Some((0x55, alg)),
-            }),
-        ),
-        setup(
-            wire::PayloadType::Rakp2,
-            wire::encode_rakp2(&wire::Rakp2 {
-                tag: 2,
-                status: 0,
-                console_session_id: 0x0102_0304,
-                accepted: Some(wire::Rakp2Accepted {
-                    bmc_random: [1; 16],
-                    bmc_guid: [2; 16],
-                    auth_code: vec![3; suite.hash.len()],
-                }),
-            }),
-        ),
-        setup(
-            wire::PayloadType::Rakp4,
-            wire::encode_rakp34(&wire::Rakp34 {
-                tag: 3,
-                status: 0,
-                session_id: 0x0102_0304,
-                code: vec![4; suite.auth_code_len],
-            }),
-        ),
-        wire::encode_rakp1(&wire::Rakp1 {
-            tag: 1,
-            bmc_session_id: 9,
-            console_random: [0; 16],
-            role: 0x14,
-            user: b"admin".to_vec(),
-        }),
-        wire::encode_open_session_request(&wire::OpenSessionRequest {
-            tag: 1,
-            max_privilege: 4,
-            console_session_id: 7,
-            algorithms: alg,
-        }),
-    ]
-}
-
 fn all_decoders(keys: &SessionKeys, suite: &Suite, data: &[u8]) {
     for len in [0, suite.auth_code_len, 20, 32] {
         let _ = wire::decode_packet(data, len);
@@ -203,11 +96,18 @@ fn random_and_mutated_input_never_panics() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for suite in [SUITE_3, SUITE_17] {
         let keys = SessionKeys::derive(suite, &[0x42; 20]);
-        let seeds = seeds(&keys, &suite);
+        let seeds = super::fuzzing::seeds_for(&suite, &keys);
         // The signed seed really opens, so mutations start from deep inside.
         let mut w = ReplayWindow::default();
         assert!(
-            session::open_session_packet(&suite, 0x0102_0304, &keys, &mut w, &seeds[2]).is_some()
+            seeds.iter().any(|s| session::open_session_packet(
+                &suite,
+                0x0102_0304,
+                &keys,
+                &mut w,
+                s
+            )
+            .is_some())
         );
         for _ in 0..20_000 {
             let n = rng.below(120);
@@ -245,5 +145,16 @@ fn random_and_mutated_input_never_panics() {
     for _ in 0..1000 {
         let n = rng.below(80);
         fuzz_decoders(&rng.bytes(n));
+    }
+}
+
+#[test]
+fn fuzz_seeds_go_deep() {
+    // The coverage-guided target's seeds (fuzz/corpus/ipmi): every kind, and signed
+    // packets that open with the keys `fuzz_decoders` uses.
+    let seeds = super::fuzz_seeds();
+    assert!(seeds.len() >= 18, "{} seeds", seeds.len());
+    for seed in &seeds {
+        fuzz_decoders(seed);
     }
 }

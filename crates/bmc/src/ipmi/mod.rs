@@ -36,6 +36,7 @@
 
 mod commands;
 mod crypto;
+mod fuzzing;
 mod session;
 mod transport;
 mod wire;
@@ -43,6 +44,8 @@ mod wire;
 use std::fmt;
 use std::time::Duration;
 
+#[doc(hidden)]
+pub use self::fuzzing::{fuzz_decoders, fuzz_seeds};
 pub use self::session::Session;
 use crate::{Result, Secret};
 
@@ -184,37 +187,6 @@ impl Config {
 /// nothing answers.
 pub fn connect(cfg: &Config) -> Result<Session> {
     Session::connect(cfg)
-}
-
-/// Runs every decoder of this module over `data` (for fuzzing; see
-/// `crates/bmc/fuzz`). It must never panic, whatever `data` is.
-#[doc(hidden)]
-pub fn fuzz_decoders(data: &[u8]) {
-    use self::crypto::{SUITE_3, SUITE_17, SessionKeys};
-
-    for len in [0, 12, 16, 20, 32] {
-        let _ = wire::decode_packet(data, len);
-    }
-    let _ = wire::decode_response(data);
-    let _ = wire::decode_request(data);
-    let _ = wire::decode_open_session_request(data);
-    let _ = wire::decode_open_session_response(data);
-    let _ = wire::decode_rakp1(data);
-    let _ = wire::decode_rakp2(data);
-    let _ = wire::decode_rakp34(data);
-    let _ = commands::parse_chassis_status(data);
-    let _ = commands::parse_device_id(data);
-    let _ = commands::parse_boot_flags(data);
-    let _ = commands::supports_rmcp_plus(data);
-    let _ = session::sessionless_message(data);
-    let _ = session::setup_payload(data, wire::PayloadType::Rakp2);
-    for suite in [SUITE_3, SUITE_17] {
-        let keys = SessionKeys::derive(suite, &[0x5A; 20]);
-        let _ = keys.decrypt(data);
-        let _ = keys.verify(data, data);
-        let mut window = session::ReplayWindow::default();
-        let _ = session::open_session_packet(&suite, 0x0102_0304, &keys, &mut window, data);
-    }
 }
 
 #[cfg(test)]

@@ -539,7 +539,7 @@ pub(crate) fn decode_open_session_response(p: &[u8]) -> WireResult<OpenSessionRe
     })
 }
 
-#[cfg(test)]
+/// Encodes an Open Session Response (what a BMC sends; for tests and the fuzz seeds).
 pub(crate) fn encode_open_session_response(resp: &OpenSessionResponse) -> Vec<u8> {
     let mut out = vec![resp.tag, resp.status, resp.max_privilege, 0];
     out.extend_from_slice(&resp.console_session_id.to_le_bytes());
@@ -657,7 +657,7 @@ pub(crate) fn decode_rakp2(p: &[u8]) -> WireResult<Rakp2> {
     })
 }
 
-#[cfg(test)]
+/// Encodes a RAKP Message 2 (what a BMC sends; for tests and the fuzz seeds).
 pub(crate) fn encode_rakp2(m: &Rakp2) -> Vec<u8> {
     let mut out = vec![m.tag, m.status, 0, 0];
     out.extend_from_slice(&m.console_session_id.to_le_bytes());
