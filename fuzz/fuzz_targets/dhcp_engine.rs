@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         let actions = match op % 4 {
             port @ (0 | 1) => {
                 // From port 68 on the DHCP port, from a firmware's own port on 4011.
-                let (port, from) = if port == 0 { (Port::Dhcp, 68) } else { (Port::Pxe, 2070) };
+                let (port, from) = if port == 0 {
+                    (Port::Dhcp, 68)
+                } else {
+                    (Port::Pxe, 2070)
+                };
                 let src = SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, input.u8()), from);
                 engine.handle(now, input.frame(), src, port)
             }
@@ -63,7 +67,11 @@ fn check(engine: &Engine, config: &Config, now: u64, actions: &[Action]) {
     for action in actions {
         match action {
             Action::Send { packet, to } => {
-                assert!(packet.len() <= MAX_PACKET, "reply of {} bytes", packet.len());
+                assert!(
+                    packet.len() <= MAX_PACKET,
+                    "reply of {} bytes",
+                    packet.len()
+                );
                 let reply = Packet::parse(packet).unwrap_or_else(|e| panic!("reply: {e}"));
                 assert_eq!(reply.op, wire::BOOTREPLY);
                 assert!(

@@ -5,22 +5,38 @@
 
 use libfuzzer_sys::fuzz_target;
 // The bounded allocator (`slipway_fuzz::BoundedAlloc`).
-use slipway_fuzz as _;
 use slipway_dhcp::engine::classify;
 use slipway_dhcp::wire::{MAX_PACKET, Packet};
+use slipway_fuzz as _;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(p) = Packet::parse(data) else {
         return;
     };
-    let _ = (p.message_type(), p.mac(), p.broadcast(), p.requested_ip(), p.server_id());
-    let _ = (p.client_arches(), p.vendor_class(), p.is_ipxe(), p.client_guid());
+    let _ = (
+        p.message_type(),
+        p.mac(),
+        p.broadcast(),
+        p.requested_ip(),
+        p.server_id(),
+    );
+    let _ = (
+        p.client_arches(),
+        p.vendor_class(),
+        p.is_ipxe(),
+        p.client_guid(),
+    );
     let _ = (p.file_field(), classify(&p));
     if let Some(name) = p.hostname() {
         assert!(slipway_cluster::types::is_dns_label(&name), "{name:?}");
     }
     let bytes = p.emit();
-    assert!(bytes.len() <= (data.len() + 1).max(300), "{} bytes from {}", bytes.len(), data.len());
+    assert!(
+        bytes.len() <= (data.len() + 1).max(300),
+        "{} bytes from {}",
+        bytes.len(),
+        data.len()
+    );
     let again = Packet::parse(&bytes).unwrap_or_else(|e| panic!("emitted packet: {e}"));
     assert_eq!(again, p);
     assert_eq!(again.emit(), bytes);

@@ -36,8 +36,7 @@ fuzz_target!(|data: &[u8]| {
         let [question] = query.queries.as_slice() else {
             panic!("answered {} questions", query.queries.len());
         };
-        let Answer::Records { answers, .. } =
-            zone().lookup(question.name(), question.query_type())
+        let Answer::Records { answers, .. } = zone().lookup(question.name(), question.query_type())
         else {
             panic!("answered a name the zone does not have");
         };

@@ -44,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(path) = percent_decode(uri.path())
         && let Some(file) = resolve(root, &path)
     {
-        assert!(file.starts_with(real_root), "{path:?} resolved to {}", file.display());
+        assert!(
+            file.starts_with(real_root),
+            "{path:?} resolved to {}",
+            file.display()
+        );
     }
     for key in ["reason", "hostname"] {
         if let Some(value) = query_value(&uri, key) {

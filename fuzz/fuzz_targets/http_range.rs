@@ -26,13 +26,17 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 fn check_range(value: &str, len: u64) -> Range {
     let range = parse_range(value, len);
     if let Range::Part(start, end) = range {
-        assert!(start <= end && end < len, "{value:?} on {len} bytes: {start}-{end}");
+        assert!(
+            start <= end && end < len,
+            "{value:?} on {len} bytes: {start}-{end}"
+        );
     }
     if range != Range::Full {
         // RFC 9110: first-pos, last-pos and suffix-length are 1*DIGIT.
         let spec = value.trim().strip_prefix("bytes=").unwrap_or("");
         assert!(
-            spec.chars().all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace()),
+            spec.chars()
+                .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace()),
             "{value:?} read as {range:?}"
         );
     }
@@ -41,8 +45,12 @@ fn check_range(value: &str, len: u64) -> Range {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    let (name, len) = [("a.bin", 1000), ("empty", 0), ("big.bin", 70_000), ("missing", 0)]
-        [usize::from(input.u8() % 4)];
+    let (name, len) = [
+        ("a.bin", 1000),
+        ("empty", 0),
+        ("big.bin", 70_000),
+        ("missing", 0),
+    ][usize::from(input.u8() % 4)];
     let text = String::from_utf8_lossy(input.rest()).into_owned();
     let lines: Vec<&str> = text.splitn(4, '\n').collect();
     if let Some(value) = lines.first() {
@@ -50,8 +58,12 @@ fuzz_target!(|data: &[u8]| {
             check_range(value, n);
         }
     }
-    let names: [HeaderName; 4] =
-        [header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
+    let names: [HeaderName; 4] = [
+        header::RANGE,
+        header::IF_RANGE,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+    ];
     let mut headers = HeaderMap::new();
     for (name, value) in names.into_iter().zip(&lines) {
         if let Ok(value) = HeaderValue::from_str(value)
@@ -72,7 +84,10 @@ fuzz_target!(|data: &[u8]| {
         .get(header::CONTENT_RANGE)
         .map(|v| v.to_str().unwrap_or_else(|e| panic!("{e}")).to_owned());
     let content_length = parts.headers.get(header::CONTENT_LENGTH).map(|v| {
-        v.to_str().ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or_else(|| panic!("{v:?}"))
+        v.to_str()
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{v:?}"))
     });
     let expect = |start: u64, count: u64| {
         assert_eq!(body.len() as u64, count);

@@ -29,7 +29,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(!path.is_empty() && !path.starts_with('/') && !path.ends_with('/'));
             assert!(!path.contains('\\') && !path.chars().any(char::is_control));
             assert!(
-                path.split('/').all(|c| !c.is_empty() && c != "." && c != ".."),
+                path.split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != ".."),
                 "{path:?}"
             );
         }

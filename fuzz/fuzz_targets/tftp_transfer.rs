@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use slipway_fuzz::Input;
 use slipway_tftp::request::{Accept, Endpoint};
 use slipway_tftp::wire::{ErrorCode, Repr};
 use slipway_tftp::{Config, Transfer};
-use slipway_fuzz::Input;
 
 const MAX_STEPS: usize = 512;
 
@@ -37,12 +37,19 @@ fuzz_target!(|data: &[u8]| {
     let stranger: SocketAddr = SocketAddr::from(([192, 0, 2, 66], 2070));
     let mut endpoint = Endpoint::new(&config);
     let (id, request) = match endpoint.handle(client, rrq) {
-        Accept::Start { id, request, replaces } => {
+        Accept::Start {
+            id,
+            request,
+            replaces,
+        } => {
             assert!(replaces.is_none());
             (id, request)
         }
         Accept::Refuse(refusal) => {
-            assert!(matches!(Repr::parse_bytes(&refusal.reply()), Ok(Repr::Error { .. })));
+            assert!(matches!(
+                Repr::parse_bytes(&refusal.reply()),
+                Ok(Repr::Error { .. })
+            ));
             return;
         }
         Accept::Ignore(_) => return,
@@ -64,7 +71,13 @@ fuzz_target!(|data: &[u8]| {
             let repr = Repr::parse_bytes(&buf).unwrap_or_else(|e| panic!("sent {buf:?}: {e}"));
             if transmit.destination == stranger {
                 strangers += 1;
-                assert!(matches!(repr, Repr::Error { code: ErrorCode::UnknownTransferId, .. }));
+                assert!(matches!(
+                    repr,
+                    Repr::Error {
+                        code: ErrorCode::UnknownTransferId,
+                        ..
+                    }
+                ));
                 continue;
             }
             assert_eq!(transmit.destination, client);

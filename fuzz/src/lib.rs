@@ -186,7 +186,10 @@ pub fn dns_zone() -> slipway_dns::ZoneHandle {
         &slipway_cluster::NoHost,
     );
     let Some(cluster) = loaded.valid() else {
-        panic!("examples/lab.yaml does not load:\n{}", loaded.diagnostics.render(LAB_YAML));
+        panic!(
+            "examples/lab.yaml does not load:\n{}",
+            loaded.diagnostics.render(LAB_YAML)
+        );
     };
     let zone = match slipway_dns::Zone::from_cluster(cluster) {
         Ok(zone) => slipway_dns::ZoneHandle::new(zone),
@@ -231,7 +234,13 @@ fn make_http_root(root: &std::path::Path) -> std::io::Result<()> {
     let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(seeds::HTTP_MTIME_SECS);
     std::fs::create_dir_all(root.join("dir"))?;
     std::fs::create_dir_all(root.join("café"))?;
-    for (name, len) in [("a.bin", 1000), ("empty", 0), ("big.bin", 70_000), ("dir/b.txt", 5), ("café/€.txt", 3)] {
+    for (name, len) in [
+        ("a.bin", 1000),
+        ("empty", 0),
+        ("big.bin", 70_000),
+        ("dir/b.txt", 5),
+        ("café/€.txt", 3),
+    ] {
         let path = root.join(name);
         let bytes: Vec<u8> = (0..len).map(http_byte_at).collect();
         std::fs::write(&path, bytes)?;

@@ -56,7 +56,10 @@ fn request(kind: MessageType, m: slipway_cluster::MacAddr) -> Packet {
         options: BTreeMap::new(),
     };
     p.set(code::MESSAGE_TYPE, vec![kind as u8]);
-    p.set(code::PARAMETER_LIST, vec![1, 3, 6, 12, 15, 28, 42, 43, 60, 66, 67]);
+    p.set(
+        code::PARAMETER_LIST,
+        vec![1, 3, 6, 12, 15, 28, 42, 43, 60, 66, 67],
+    );
     p.set(code::MAX_MESSAGE_SIZE, 1472u16.to_be_bytes().to_vec());
     p
 }
@@ -85,7 +88,10 @@ fn dhcp_packets() -> Vec<(&'static str, Packet)> {
     let server = ip(1);
     let mut out = Vec::new();
     out.push(("discover-bios", pxe(MessageType::Discover, mac(0x10), 0)));
-    out.push(("discover-uefi-reserved", pxe(MessageType::Discover, mac(1), 7)));
+    out.push((
+        "discover-uefi-reserved",
+        pxe(MessageType::Discover, mac(1), 7),
+    ));
     out.push(("discover-http", pxe(MessageType::Discover, mac(0x11), 16)));
     let mut p = pxe(MessageType::Request, mac(0x10), 0);
     p.set_ips(code::REQUESTED_IP, &[ip(200)]);
@@ -101,7 +107,10 @@ fn dhcp_packets() -> Vec<(&'static str, Packet)> {
     p.ciaddr = ip(21);
     p.flags = 0;
     p.set(code::HOSTNAME, b"w1".to_vec());
-    p.set(code::CLIENT_ID, [vec![1], mac(2).octets().to_vec()].concat());
+    p.set(
+        code::CLIENT_ID,
+        [vec![1], mac(2).octets().to_vec()].concat(),
+    );
     out.push(("request-renewing-os", p));
     let mut p = request(MessageType::Decline, mac(0x10));
     p.set_ips(code::REQUESTED_IP, &[ip(200)]);
@@ -167,7 +176,12 @@ impl DhcpSteps {
 
 fn dhcp_engine() -> Vec<Seed> {
     let packets: BTreeMap<&str, Packet> = dhcp_packets().into_iter().collect();
-    let p = |name: &str| packets.get(name).cloned().unwrap_or_else(|| panic!("{name}"));
+    let p = |name: &str| {
+        packets
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}"))
+    };
     let discover = |m: u8| pxe(MessageType::Discover, mac(m), 0);
     let mut out = Vec::new();
     out.push((
@@ -236,7 +250,9 @@ fn dhcp_engine() -> Vec<Seed> {
     out.push((
         "rate-limited",
         (0..14)
-            .fold(DhcpSteps::new(8), |s, i| s.packet(false, 0, 0, &discover(0x30 + i % 3)))
+            .fold(DhcpSteps::new(8), |s, i| {
+                s.packet(false, 0, 0, &discover(0x30 + i % 3))
+            })
             .wait(600)
             .packet(false, 0, 0, &discover(0x40)),
     ));
@@ -251,9 +267,7 @@ fn dhcp_engine() -> Vec<Seed> {
             .reload(0)
             .packet(false, 0, 0, &discover(0x50)),
     ));
-    out.into_iter()
-        .map(|(n, s)| (n.to_owned(), s.0))
-        .collect()
+    out.into_iter().map(|(n, s)| (n.to_owned(), s.0)).collect()
 }
 
 // --- TFTP -------------------------------------------------------------------------
@@ -285,7 +299,12 @@ fn tftp_packet() -> Vec<Seed> {
             rrq(
                 "pxelinux.cfg/01-52-54-00-99-00-01",
                 "octet",
-                &[("blksize", "1468"), ("tsize", "0"), ("timeout", "1"), ("windowsize", "16")],
+                &[
+                    ("blksize", "1468"),
+                    ("tsize", "0"),
+                    ("timeout", "1"),
+                    ("windowsize", "16"),
+                ],
             ),
         ),
         ("rrq-padded", padded),
@@ -366,14 +385,22 @@ fn tftp_transfer() -> Vec<Seed> {
     let options = rrq(
         "undionly.kpxe",
         "octet",
-        &[("blksize", "8"), ("tsize", "0"), ("windowsize", "4"), ("timeout", "2")],
+        &[
+            ("blksize", "8"),
+            ("tsize", "0"),
+            ("windowsize", "4"),
+            ("timeout", "2"),
+        ],
     );
     let error = emit(&Repr::Error {
         code: ErrorCode::NotDefined,
         message: "TFTP Aborted",
     });
     let mut out = vec![
-        ("plain-two-blocks", TftpSteps::new(600, &plain).ack(1).ack(2)),
+        (
+            "plain-two-blocks",
+            TftpSteps::new(600, &plain).ack(1).ack(2),
+        ),
         ("empty-file", TftpSteps::new(0, &plain).ack(1)),
         (
             "options-windows",
@@ -421,10 +448,7 @@ fn tftp_transfer() -> Vec<Seed> {
         steps = steps.op(4, &[]);
     }
     out.push(("many-windows", steps));
-    let mut seeds: Vec<Seed> = out
-        .into_iter()
-        .map(|(n, s)| (n.to_owned(), s.0))
-        .collect();
+    let mut seeds: Vec<Seed> = out.into_iter().map(|(n, s)| (n.to_owned(), s.0)).collect();
     for (name, refused) in [
         ("refused-wrq", tftp_packet()[6].1.clone()),
         ("refused-traversal", rrq("../x", "octet", &[])),
@@ -457,9 +481,15 @@ fn dns_fast() -> Vec<Seed> {
     named(vec![
         ("a-node", query(1, "cp1.lab.slipway.test", 1, false)),
         ("a-node-edns", query(2, "worker1.lab.slipway.test", 1, true)),
-        ("a-mixed-case", query(3, "WoRkEr2.Lab.Slipway.Test", 1, false)),
+        (
+            "a-mixed-case",
+            query(3, "WoRkEr2.Lab.Slipway.Test", 1, false),
+        ),
         ("a-server", query(4, "slipway.lab.slipway.test", 1, true)),
-        ("a-dynamic", query(5, "discovered.lab.slipway.test", 1, false)),
+        (
+            "a-dynamic",
+            query(5, "discovered.lab.slipway.test", 1, false),
+        ),
         ("ptr", query(6, "11.0.99.10.in-addr.arpa", 12, false)),
         ("ptr-edns", query(7, "200.0.99.10.in-addr.arpa", 12, true)),
         ("aaaa", query(8, "cp1.lab.slipway.test", 28, false)),
@@ -472,11 +502,23 @@ fn dns_fast() -> Vec<Seed> {
 
 fn http_path() -> Vec<Seed> {
     let paths = [
-        ("ipxe-script", "/ipxe/52-54-00-99-00-01.ipxe?platform=efi&buildarch=x86_64"),
+        (
+            "ipxe-script",
+            "/ipxe/52-54-00-99-00-01.ipxe?platform=efi&buildarch=x86_64",
+        ),
         ("config", "/config/52:54:00:99:00:01/install.sh"),
-        ("report-failed", "/report/52:54:00:99:00:01/k3y/failed?reason=disk%20%2Fdev%2Fvda%20not%20found"),
-        ("report-ready", "/report/52-54-00-99-00-02/k3y/ready?hostname=worker1&x=%00"),
-        ("mirror", "/flatcar/stable/4081.2.0/flatcar_production_pxe.vmlinuz"),
+        (
+            "report-failed",
+            "/report/52:54:00:99:00:01/k3y/failed?reason=disk%20%2Fdev%2Fvda%20not%20found",
+        ),
+        (
+            "report-ready",
+            "/report/52-54-00-99-00-02/k3y/ready?hostname=worker1&x=%00",
+        ),
+        (
+            "mirror",
+            "/flatcar/stable/4081.2.0/flatcar_production_pxe.vmlinuz",
+        ),
         ("mirror-file", "/a.bin"),
         ("mirror-nested", "/dir/b.txt"),
         ("mirror-escaped", "/dir/%62.txt"),
@@ -516,7 +558,10 @@ fn http_range() -> Vec<Seed> {
         ("if-range-tag", seed(0, &["bytes=10-19", &tag])),
         ("if-range-date", seed(0, &["bytes=10-19", date])),
         ("if-range-stale", seed(0, &["bytes=10-19", "\"0-0\""])),
-        ("not-modified-tag", seed(0, &["", "", &format!("\"x\", {tag}")])),
+        (
+            "not-modified-tag",
+            seed(0, &["", "", &format!("\"x\", {tag}")]),
+        ),
         ("not-modified-date", seed(0, &["", "", "", date])),
         ("empty-file", seed(1, &["bytes=0-0"])),
         ("large-file", seed(2, &["bytes=65000-65600"])),

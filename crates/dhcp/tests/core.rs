@@ -456,7 +456,11 @@ fn replies_are_unicast_only_to_a_host_of_the_served_subnet() {
     ] {
         let mut inform = request(MessageType::Inform, mac(2));
         inform.ciaddr = ciaddr;
-        assert_eq!(one(&handle(&mut s, 0, &inform)).1, to, "INFORM from {ciaddr}");
+        assert_eq!(
+            one(&handle(&mut s, 0, &inform)).1,
+            to,
+            "INFORM from {ciaddr}"
+        );
         // A renewing REQUEST for its reserved address: ACKed the same way.
         let mut renew = request(MessageType::Request, mac(2));
         renew.ciaddr = ciaddr;

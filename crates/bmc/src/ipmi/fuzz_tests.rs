@@ -99,16 +99,9 @@ fn random_and_mutated_input_never_panics() {
         let seeds = super::fuzzing::seeds_for(&suite, &keys);
         // The signed seed really opens, so mutations start from deep inside.
         let mut w = ReplayWindow::default();
-        assert!(
-            seeds.iter().any(|s| session::open_session_packet(
-                &suite,
-                0x0102_0304,
-                &keys,
-                &mut w,
-                s
-            )
-            .is_some())
-        );
+        assert!(seeds.iter().any(|s| {
+            session::open_session_packet(&suite, 0x0102_0304, &keys, &mut w, s).is_some()
+        }));
         for _ in 0..20_000 {
             let n = rng.below(120);
             let data = rng.bytes(n);

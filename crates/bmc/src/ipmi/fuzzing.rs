@@ -53,7 +53,8 @@ pub fn fuzz_decoders(data: &[u8]) {
         let _ = keys.decrypt(data);
         let _ = keys.verify(data, data);
         let mut window = ReplayWindow::default();
-        if let Some(plain) = session::open_session_packet(suite, SESSION_ID, keys, &mut window, data)
+        if let Some(plain) =
+            session::open_session_packet(suite, SESSION_ID, keys, &mut window, data)
         {
             decoders(&plain);
             assert!(
@@ -70,7 +71,11 @@ pub fn fuzz_decoders(data: &[u8]) {
         let sealed = seal(keys, sequence, data);
         let mut window = ReplayWindow::default();
         let opened = session::open_session_packet(suite, SESSION_ID, keys, &mut window, &sealed);
-        assert_eq!(opened.as_deref(), Some(data), "a sealed packet did not open");
+        assert_eq!(
+            opened.as_deref(),
+            Some(data),
+            "a sealed packet did not open"
+        );
     }
 }
 
@@ -174,7 +179,21 @@ pub(super) fn seeds_for(suite: &Suite, keys: &SessionKeys) -> Vec<Vec<u8>> {
         let mut m = vec![0x81, 0x07 << 2];
         m.push(wire::checksum(&m));
         let mut b = vec![
-            0x20, 1 << 2, 0x01, 0x00, 0, 3, 9, 8, 2, 0x9F, 0x91, 0x12, 0, 2, 0x0F,
+            0x20,
+            1 << 2,
+            0x01,
+            0x00,
+            0,
+            3,
+            9,
+            8,
+            2,
+            0x9F,
+            0x91,
+            0x12,
+            0,
+            2,
+            0x0F,
         ];
         b.push(wire::checksum(&b));
         m.extend_from_slice(&b);
