@@ -156,7 +156,7 @@ for ((i=0; i<NVMS; i++)); do
     fi
   fi
   # The history, in order, and the time from the first sign of life to ready.
-  ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
+  ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
   path=$(awk '$3 != $5 {print $5}' "$W/logs/vm$i.events" | tr '\n' ' ')
   case "$path" in *"booting installing installed ready"*) ;; *) ok=FAIL ;; esac
   ttr=$(awk 'NR==1 {first=$1} $5=="ready" && $3!="ready" {print $1-first}' "$W/logs/vm$i.events")
@@ -164,7 +164,7 @@ for ((i=0; i<NVMS; i++)); do
   [ "$ok" = PASS ] || { fail=1; tail -n 40 "$s" | sed "s/^/  vm$i| /"; }
 done
 ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" | sed 's/^/  /'
-ip netns exec "$NS" "$SLIPWAY" --offline events "$W/cluster.yaml" vm0 | sed 's/^/  /'
+ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" events "$W/cluster.yaml" vm0 | sed 's/^/  /'
 if [ "${KILL:-0}" = 1 ] && [ ! -f "$W/run/slipway2.pid" ]; then
   log "slipway was never killed and restarted"; fail=1
 fi

@@ -46,7 +46,7 @@ os:
   assets: $W/www
   install_disk: /dev/vda
   kernel_args: [console=ttyS0]
-  install_timeout: 10m
+  install_timeout: ${INSTALL_TIMEOUT:-10m}
 EOF
 }
 
@@ -154,4 +154,59 @@ machines = json.load(open(sys.argv[1]))["machines"]
 m = next((m for m in machines if m["hostname"] == sys.argv[2]), None)
 print(m["state"] if m else "?")
 PY
+}
+
+# ---------------------------------------------------------------- faults
+# loss_on PERCENT: nftables drops PERCENT% of what slipway sends and receives on br0 (there
+# is no tc netem in this kernel); the counters are read by loss_report.
+loss_on() {
+  printf 'table inet loss {\n  chain in { type filter hook input priority 0; iifname "br0" numgen random mod 100 < %s counter drop; }\n  chain out { type filter hook output priority 0; oifname "br0" numgen random mod 100 < %s counter drop; }\n}\n' "$1" "$1" > "$W/run/loss.nft"
+  ip netns exec "$NS" nft -f "$W/run/loss.nft"
+  log "dropping $1% of slipway's packets"
+}
+
+# loss_report: how many packets were dropped.
+loss_report() {
+  ip netns exec "$NS" nft list table inet loss 2>/dev/null | grep -o 'packets [0-9]*' | awk '{s+=$2} END {print s+0}'
+}
+
+# kill_once_installing [VAR=VALUE...]: in the background, SIGKILL slipway once the first
+# machine is installing and start it again (with those variables); the new PID goes to
+# $W/run/slipway2.pid. Its own PID in KILLER.
+kill_once_installing() {
+  (
+    for _ in $(seq 1200); do
+      grep -q 'to=installing' "$W/logs/slipway.log" 2>/dev/null && break
+      sleep 0.1
+    done
+    kill -9 "$SLIPWAY_PID" 2>/dev/null
+    log "SIGKILLed slipway mid-install"
+    sleep 1
+    start_slipway "$@"
+    echo "$SLIPWAY_PID" > "$W/run/slipway2.pid"
+    log "slipway restarted"
+  ) &
+  KILLER=$!
+}
+
+# stranger_vm TAP SECONDS: a machine slipway does not know (52:54:00:77:77:77) PXE-booting
+# on tapTAP for SECONDS, its console in $W/logs/stranger.serial; its PID in STRANGER_PID.
+stranger_vm() {
+  (timeout "$2" ip netns exec "$NS" qemu-system-x86_64 -accel tcg -m 256 -nodefaults -nographic -monitor none \
+      -netdev tap,id=n0,ifname="tap$1",script=no,downscript=no \
+      -device "virtio-net-pci,netdev=n0,mac=52:54:00:77:77:77,bootindex=1" -serial stdio \
+      </dev/null 2>/dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?=]*[A-Za-z]//g' >"$W/logs/stranger.serial" || true) &
+  STRANGER_PID=$!
+}
+
+# stranger_verdict: PASS when the stranger got no lease and booted nothing (printed as the
+# `stranger` line scripts/test counts); returns 1 otherwise.
+stranger_verdict() {
+  if grep -q 'ignoring a machine that is not in the cluster file.*52:54:00:77:77:77\|52:54:00:77:77:77.*ignoring a machine' "$W/logs/slipway.log" &&
+     ! grep -q 'lease mac=52:54:00:77:77:77' "$W/logs/slipway.log" && ! grep -q 'LIVE\|slipway:' "$W/logs/stranger.serial"; then
+    printf 'stranger PASS  52:54:00:77:77:77 got no lease and booted nothing\n'
+  else
+    printf 'stranger FAIL\n'
+    return 1
+  fi
 }

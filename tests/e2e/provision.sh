@@ -21,6 +21,16 @@
 # `slipway power status` with a wrong BMC password fails with an authentication
 # error naming the user, without printing the password; with the password variable
 # unset, it fails naming the variable.
+#
+# Faults, any together (scripts/test runs them all at once, with more VMs than cores):
+#   LOSS=5        drop 5% of slipway's packets (nftables)
+#   KILL=1        SIGKILL slipway once the first machine installs, start it again
+#   STRANGER=1    a machine slipway does not know PXE-boots on the same wire for 60 s
+#   WEDGE=1       vm1 freezes in its firmware after loading the chain script (SIGSTOP)
+#   INSTALL_TIMEOUT=90s  the stall timeout: a machine stuck anywhere before ready is
+#                 power-cycled through its BMC (event `retried`) after this long
+# Under LOSS or KILL a machine may be power-cycled more than once; each extra power
+# action must match a `retried` event, and every machine must still end ready.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -99,7 +109,7 @@ bgwait timeout 600 tests/e2e/testos/build.sh "$W/www" "$VERSION" >"$W/logs/testo
 check_cluster
 
 # ---------------------------------------------------------------- network + slipway serve
-net_up "$NVMS"
+net_up $((NVMS + 1))   # one more tap for the stranger
 # serve gets the BMC password too: it retries stalled installs through the BMC.
 start_slipway "$BMC_PW_VAR=$BMC_PW"
 wait_ready
@@ -162,6 +172,26 @@ for ((i=0; i<NVMS; i++)); do
 done
 log "$NVMS BMC(s) up on $SRV:$BMC_PORT0.., all machines off; netns $NS"
 
+# ---------------------------------------------------------------- faults, all at once
+FAULTS=0
+if [ "${LOSS:-0}" != 0 ]; then loss_on "$LOSS"; FAULTS=1; fi
+if [ "${KILL:-0}" = 1 ]; then kill_once_installing "$BMC_PW_VAR=$BMC_PW"; FAULTS=1; fi
+if [ "${STRANGER:-0}" = 1 ]; then stranger_vm "$NVMS" 60; fi
+if [ -n "${WEDGE:-}" ]; then
+  # A machine stuck in its firmware (as OVMF can be after a server restart): vm$WEDGE
+  # is frozen (SIGSTOP) once it has loaded the chain script, and stays frozen until its
+  # BMC powers it off. Only slipway's stall detection can get it going again.
+  (
+    for _ in $(seq 3000); do
+      grep -q 'boot.ipxe' "$W/logs/vm$WEDGE.serial" 2>/dev/null && [ -s "$W/run/vm$WEDGE.pid" ] && break
+      sleep 0.1
+    done
+    kill -STOP "$(cat "$W/run/vm$WEDGE.pid")" && log "froze vm$WEDGE in its firmware"
+  ) &
+  WEDGER=$!
+  FAULTS=1
+fi
+
 # ---------------------------------------------------------------- slipway provision
 log "slipway provision --all --timeout $PROVISION_TIMEOUT"
 T0=$(now)
@@ -215,7 +245,7 @@ print(m["state"] if m else "?")
 PY
 )
   [ "$state" = ready ] || why+=("state $state, not ready")
-  ip netns exec "$NS" timeout 30 "$SLIPWAY" --offline events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
+  ip netns exec "$NS" timeout 30 "$SLIPWAY" --offline --state-dir "$W/state" events "$W/cluster.yaml" "vm$i" > "$W/logs/vm$i.events" 2>/dev/null || true
   path=$(awk '$3 != $5 {print $5}' "$W/logs/vm$i.events" | tr '\n' ' ')
   case "$path" in *"booting installing installed ready"*) ;; *) why+=("lifecycle path: $path") ;; esac
   # The BMC: what slipway told it (the chassis log since the BMC came up; ipmitool's
@@ -225,13 +255,25 @@ PY
   pxe_at=$(grep -n 'set boot pxe$' "$W/run/vm$i.sets" | head -n1 | cut -d: -f1)
   on_at=$(grep -n 'set power 1$\|set reset 1$' "$W/run/vm$i.sets" | head -n1 | cut -d: -f1)
   { [ -n "$pxe_at" ] && [ -n "$on_at" ] && [ "$pxe_at" -lt "$on_at" ]; } || why+=("chassis log lacks 'set boot pxe' then 'set power 1': $sets")
-  [ "$(grep -c 'set power\|set reset\|set shutdown' "$W/run/vm$i.sets")" = 1 ] || why+=("more than one power action: $sets")
-  # QEMU: started once, by that power on, network first; exited by itself (the guest's
-  # power off), not killed.
+  actions=$(grep -c 'set power\|set reset\|set shutdown' "$W/run/vm$i.sets" || true)
   ons=$(grep -c '^on ' "$W/run/vm$i.power" 2>/dev/null || true)
-  [ "$ons" = 1 ] || why+=("QEMU started ${ons:-0} times")
+  if [ "$FAULTS" = 0 ]; then
+    # QEMU: started once, by that power on, network first.
+    [ "$actions" = 1 ] || why+=("more than one power action: $sets")
+    [ "$ons" = 1 ] || why+=("QEMU started ${ons:-0} times")
+  else
+    # Under faults a machine may stall (a lost packet, slipway gone mid-install, OVMF
+    # stuck in its network stack) and be power-cycled through its BMC: each retry is a
+    # `retried` event and one more power action; counted, not failed.
+    # (A power off is repeated until the chassis reads off: only power-ons are counted.)
+    retries=$(grep -c ' retried' "$W/logs/vm$i.events" 2>/dev/null || true)
+    powerons=$(grep -c 'set power 1$\|set reset 1$' "$W/run/vm$i.sets" || true)
+    [ "$powerons" = $((1 + retries)) ] || why+=("$powerons power-ons for $retries retries: $sets")
+    [ "$ons" = $((1 + retries)) ] || why+=("QEMU started ${ons:-0} times for $retries retries")
+  fi
   grep -q '^on .* boot=pxe ' "$W/run/vm$i.power" 2>/dev/null || why+=("QEMU was not started with boot device pxe")
-  grep -q '^exit .* rc=0$' "$W/run/vm$i.power" 2>/dev/null || why+=("QEMU did not power itself off: $(grep '^exit' "$W/run/vm$i.power" 2>/dev/null | tr '\n' ' ')")
+  # The last run exited by itself (the guest's power off), not killed.
+  grep '^exit ' "$W/run/vm$i.power" 2>/dev/null | tail -n 1 | grep -q ' rc=0$' || why+=("QEMU did not power itself off: $(grep '^exit' "$W/run/vm$i.power" 2>/dev/null | tr '\n' ' ')")
   # The final power state: ipmitool and slipway agree, off.
   ipmi_state=$(ipmi "$port" "$BMC_PW" chassis power status 2>&1 || true)
   [ "$ipmi_state" = "Chassis Power is off" ] || why+=("ipmitool: $ipmi_state")
@@ -241,8 +283,8 @@ PY
   [ -n "$ready_after" ] || why+=("slipway provision never saw it ready")
   qemu_secs=$(awk '/^on / {on=$2} /^exit / {print $2 - on}' "$W/run/vm$i.power" 2>/dev/null | head -n1)
   [ "${#why[@]}" = 0 ] || ok=FAIL
-  printf 'vm%-3s %s  fw=%-5s bmc=%s:%d  ready_after=%-5s qemu_on=%6.2fs  power=%s  bmc_calls: %s\n' \
-    "$i" "$ok" "$fw" "$SRV" "$port" "${ready_after:-?}" "${qemu_secs:-0}" "${ipmi_state#Chassis Power is }" "$sets"
+  printf 'vm%-3s %s  fw=%-5s bmc=%s:%d  ready_after=%-5s qemu_on=%6.2fs  power=%s  powered_on=%s  bmc_calls: %s\n' \
+    "$i" "$ok" "$fw" "$SRV" "$port" "${ready_after:-?}" "${qemu_secs:-0}" "${ipmi_state#Chassis Power is }" "${ons:-0}" "$sets"
   printf '      path: %s\n' "$path"
   if [ "$ok" != PASS ]; then
     fail=1
@@ -250,6 +292,33 @@ PY
     tail -n 30 "$s" 2>/dev/null | sed "s/^/  vm$i| /"
   fi
 done
+
+# ---------------------------------------------------------------- the faults' own verdicts
+if [ -n "${KILLER:-}" ]; then
+  kill "$KILLER" 2>/dev/null || true
+  wait "$KILLER" 2>/dev/null || true
+  if [ -f "$W/run/slipway2.pid" ]; then
+    PIDS+=("$(cat "$W/run/slipway2.pid")")
+    log "slipway was SIGKILLed mid-install and restarted"
+  else
+    log "slipway was never killed and restarted"; fail=1
+  fi
+fi
+if [ -n "${WEDGER:-}" ]; then
+  wait "$WEDGER" 2>/dev/null || true
+  wretries=$(grep -c ' retried' "$W/logs/vm$WEDGE.events" 2>/dev/null || true)
+  if [ "${wretries:-0}" -ge 1 ]; then
+    log "vm$WEDGE, frozen in its firmware, was noticed and power-cycled through its BMC ($wretries retry)"
+  else
+    log "vm$WEDGE was frozen but never retried"; fail=1
+  fi
+fi
+if [ -n "${STRANGER_PID:-}" ]; then
+  wait "$STRANGER_PID" 2>/dev/null || true
+  stranger_verdict || fail=1
+fi
+[ "${LOSS:-0}" = 0 ] || log "packets dropped: $(loss_report)"
+[ "$FAULTS" = 0 ] || log "machines power-cycled by slipway after a stall: $(cat "$W"/logs/vm*.events 2>/dev/null | grep -c ' retried' || true)"
 
 # ---------------------------------------------------------------- negative: a wrong BMC password
 set +e

@@ -1,8 +1,9 @@
 //! The stall policy of `serve`: a machine that stops making progress for
 //! `os.install_timeout` in any state before `ready` (it got DHCP and never fetched its
 //! boot script, it boots or installs, or it installed and never came up) is retried
-//! once through its BMC (PXE once, power off and on) when it has one, else, or when
-//! the retry too stalls, marked failed with the reason.
+//! through its BMC (PXE once, power off and on) when it has one, up to
+//! [`slipway_store::tracker::MAX_BMC_RETRIES`] times, else, or when the retries too
+//! stall, marked failed with the reason.
 //! [`find`] decides (and records the decision in the machine's lifecycle); [`watch`]
 //! runs it every few seconds and carries retries out through a [`Retry`] it is given.
 
@@ -100,7 +101,7 @@ nodes:
 ";
 
     #[test]
-    fn a_stalled_install_is_retried_once_through_its_bmc_then_failed() {
+    fn a_stalled_install_is_retried_through_its_bmc_then_failed() {
         let loaded =
             slipway_cluster::load_str("t.yaml", CLUSTER, Path::new("/"), &slipway_cluster::NoHost);
         let Some(c) = loaded.valid() else {
@@ -133,7 +134,11 @@ nodes:
             find(&t, c, 1199).is_empty(),
             "the retry's timeout starts again"
         );
-        assert_eq!(find(&t, c, 1200), [Stall::Failed(cp1)], "one retry only");
+        assert!(
+            matches!(&find(&t, c, 1200)[..], [Stall::Retry(n)] if n.mac == cp1),
+            "a second retry"
+        );
+        assert_eq!(find(&t, c, 1800), [Stall::Failed(cp1)], "two retries only");
     }
 
     #[test]

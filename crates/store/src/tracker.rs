@@ -114,6 +114,12 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// How many times one install attempt is power-cycled through its BMC after a stall
+/// before it is marked failed: firmware that hangs (OVMF after a network outage, a NIC
+/// ROM that loses its DHCP) usually boots on the next try, and a third stall in a row is
+/// rarely the firmware's.
+pub const MAX_BMC_RETRIES: u32 = 2;
+
 impl Tracker {
     /// Loads every machine from `store`; `key` signs report tokens.
     pub fn new(
@@ -304,7 +310,7 @@ impl Tracker {
         });
         let mut out = Vec::new();
         for (mac, retries) in stale {
-            let (input, outcome) = if retries == 0 && can_retry(mac) {
+            let (input, outcome) = if retries < MAX_BMC_RETRIES && can_retry(mac) {
                 (
                     Input::Retried {
                         action: "pxe once + power off and on".into(),
@@ -452,7 +458,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_install_with_a_bmc_is_retried_once_then_fails() {
+    fn a_stalled_install_with_a_bmc_is_retried_twice_then_fails() {
         use slipway_lifecycle::State;
         let t = Tracker::new(Arc::new(MemoryStore::default()), vec![1; 32])
             .unwrap_or_else(|e| panic!("{e}"));
@@ -464,15 +470,18 @@ mod tests {
         assert_eq!(t.expire(700, 600, |_| true), vec![Stalled::Retry(mac)]);
         let m = t.machine(mac).unwrap_or_else(|| panic!("recorded"));
         assert_eq!((m.state, m.since, m.retries), (State::Booting, 700, 1));
-        // The timeout starts again from the retry; the second stall fails.
+        // The timeout starts again from the retry; a second stall is retried too, the
+        // third fails.
         assert!(t.expire(1299, 600, |_| true).is_empty());
-        assert_eq!(t.expire(1300, 600, |_| true), vec![Stalled::Failed(mac)]);
+        assert_eq!(t.expire(1300, 600, |_| true), vec![Stalled::Retry(mac)]);
+        assert_eq!(t.machine(mac).map(|m| m.retries), Some(MAX_BMC_RETRIES));
+        assert_eq!(t.expire(1900, 600, |_| true), vec![Stalled::Failed(mac)]);
         assert_eq!(t.machine(mac).map(|m| m.state), Some(State::Failed));
         // A re-arm gives the next attempt its own retry.
-        t.record(mac, 1400, Input::Reinstall)
+        t.record(mac, 2000, Input::Reinstall)
             .unwrap_or_else(|e| panic!("{e}"));
-        t.record(mac, 1400, boot())
+        t.record(mac, 2000, boot())
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t.expire(2000, 600, |_| true), vec![Stalled::Retry(mac)]);
+        assert_eq!(t.expire(2600, 600, |_| true), vec![Stalled::Retry(mac)]);
     }
 }
