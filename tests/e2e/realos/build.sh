@@ -160,10 +160,13 @@ cp -a "$HERE/rootfs/." "$R/"
 cp -a "$HERE/dracut/50slipway-realos" "$R/usr/lib/dracut/modules.d/"
 systemctl --root "$R" -q enable systemd-networkd.service systemd-networkd-wait-online.service \
   containerd.service slipway-e2e-report.service
-systemctl --root "$R" -q mask systemd-firstboot.service
+# no prompt for a locale on the first boot; no binfmt_misc module; no login prompt on
+# the serial console (the E2E lines go there)
+systemctl --root "$R" -q mask systemd-firstboot.service systemd-binfmt.service \
+  proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount serial-getty@ttyS0.service
 # "uninitialized": systemd's first boot, so it applies the presets Ignition writes
 echo uninitialized > "$R/etc/machine-id"
-echo realos > "$R/etc/hostname"
+echo realos > "$R/etc/hostname"; chmod 644 "$R/etc/hostname"
 cat > "$R/etc/slipway-realos-release" <<EOF
 SLIPWAY_REALOS_VERSION=$VERSION
 SLIPWAY_REALOS_KERNEL=$KVER
@@ -187,12 +190,12 @@ unshare -m --propagation private -- bash -euo pipefail -c '
 mv "$R/initrd-live.img" "$R/initrd-installed.img" "$W/"
 log "dracut: live $(du -m "$W/initrd-live.img" | cut -f1) MiB, installed $(du -m "$W/initrd-installed.img" | cut -f1) MiB in $(elapsed "$t") s"
 # Slimmer root file systems (the bz2 image is unpacked under TCG at install): the engine
-# runs from the initramfs; perl (usrmerge's dependency), udev's hwdb, gconv, containerd's
+# runs from the initramfs; perl (usrmerge's dependency), udev's hwdb, containerd's
 # legacy shims and ctr are never used by these systems.
 rm -f "$R/usr/lib/dracut/modules.d/30ignition/ignition"
 rm -rf "$R"/var/cache/apt/* "$R"/var/lib/apt/lists/* "$R"/var/log/*.log "$R"/tmp/* "$R"/var/tmp/* \
   "$R"/usr/share/perl "$R"/usr/lib/x86_64-linux-gnu/perl "$R"/usr/lib/x86_64-linux-gnu/libperl.so* \
-  "$R"/usr/lib/udev/hwdb.bin "$R"/usr/lib/udev/hwdb.d "$R"/usr/lib/x86_64-linux-gnu/gconv \
+  "$R"/usr/lib/udev/hwdb.bin "$R"/usr/lib/udev/hwdb.d \
   "$R"/usr/bin/containerd-shim "$R"/usr/bin/containerd-shim-runc-v1 "$R"/usr/bin/ctr "$R"/usr/bin/containerd-stress
 find "$R/usr/lib/python3" "$R/usr/lib/python3.11" -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true
 
@@ -234,26 +237,24 @@ EOF
 grub-mkstandalone -O x86_64-efi -o "$W/BOOTX64.EFI" --locales= --fonts= --themes= \
   --install-modules="normal linux search search_fs_file part_gpt part_msdos fat echo test gzio efi_gop" \
   --modules="part_gpt part_msdos fat search_fs_file" "boot/grub/grub.cfg=$W/grub.cfg"
-# syslinux cannot test for a file: firstboot.cfg (removed after the first boot, with
-# /flatcar/first_boot) switches the default label; a missing INCLUDE is ignored.
-cat > "$W/syslinux.cfg" <<EOF
+# syslinux cannot test for a file: the image's syslinux.cfg boots with the first-boot
+# argument, and the initramfs replaces it by syslinux-subsequent.cfg after Ignition ran
+# (realos-firstboot-done), as it removes grub's /flatcar/first_boot.
+for fb in firstboot subsequent; do
+  arg=""; [ "$fb" = firstboot ] && arg=" flatcar.first_boot=detected"
+  cat > "$W/syslinux-$fb.cfg" <<EOF
 # slipway real-init test OS, BIOS: gptmbr.bin -> this partition's syslinux
 SERIAL 0 115200
-SAY slipway real-init test OS: syslinux (BIOS)
+SAY slipway real-init test OS: syslinux (BIOS) $fb
 DEFAULT installed
 PROMPT 0
 TIMEOUT 0
 LABEL installed
   LINUX /flatcar/vmlinuz-a
   INITRD /flatcar/initrd-a.gz
-  APPEND $KARGS slipway.realos.firmware=bios
-LABEL firstboot
-  LINUX /flatcar/vmlinuz-a
-  INITRD /flatcar/initrd-a.gz
-  APPEND $KARGS slipway.realos.firmware=bios flatcar.first_boot=detected
-INCLUDE /syslinux/firstboot.cfg
+  APPEND $KARGS slipway.realos.firmware=bios$arg
 EOF
-echo "DEFAULT firstboot" > "$W/firstboot.cfg"
+done
 echo "slipway real-init test OS $VERSION, kernel $KVER" > "$W/slipway-realos"
 echo "first boot: Ignition runs; removed by the initramfs afterwards" > "$W/first_boot"
 
@@ -270,8 +271,8 @@ mcopy "${MT[@]}" "$W/initrd-installed.img" ::/flatcar/initrd-a.gz
 mcopy "${MT[@]}" "$W/slipway-realos" ::/flatcar/slipway-realos
 mcopy "${MT[@]}" "$W/first_boot" ::/flatcar/first_boot
 mcopy "${MT[@]}" "$W/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
-mcopy "${MT[@]}" "$W/syslinux.cfg" ::/syslinux/syslinux.cfg
-mcopy "${MT[@]}" "$W/firstboot.cfg" ::/syslinux/firstboot.cfg
+mcopy "${MT[@]}" "$W/syslinux-firstboot.cfg" ::/syslinux/syslinux.cfg
+mcopy "${MT[@]}" "$W/syslinux-subsequent.cfg" ::/syslinux/syslinux-subsequent.cfg
 syslinux --install --directory /syslinux "$W/esp.img"
 mdir "${MT[@]}" -a -b ::/syslinux | grep -qi 'ldlinux\.c32' ||
   mcopy "${MT[@]}" /usr/lib/syslinux/modules/bios/ldlinux.c32 ::/syslinux/ldlinux.c32
