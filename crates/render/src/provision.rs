@@ -264,7 +264,12 @@ fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
     s
 }
 
-/// The unit that tells slipway the installed system came up (`ready`), once.
+/// The unit that tells slipway the installed system came up (`ready`), once: only after
+/// the units a node needs are up (containerd, the Kubernetes sysext, kubeadm). Ordered
+/// after them (a oneshot is "up" once it has finished) and requiring slipway's own units,
+/// so a kubeadm that never succeeds leaves the node short of `ready`. containerd is only
+/// wanted: an OS without the unit still reports. (Before, under a real systemd the report
+/// went out as soon as the network was online, while kubeadm was still running.)
 fn ready_unit(node: &Node, urls: &Urls, secrets: &dyn Secrets) -> Option<Unit> {
     let (_, ready) = secrets.report_tokens(node)?;
     let url = format!("{}/ready", urls.report(node.mac, &ready));
@@ -274,8 +279,9 @@ fn ready_unit(node: &Node, urls: &Urls, secrets: &dyn Secrets) -> Option<Unit> {
             "# slipway: report the first boot of the installed system\n\
              [Unit]\n\
              Description=slipway: report ready\n\
-             Wants=network-online.target\n\
-             After=network-online.target\n\
+             Wants=network-online.target containerd.service\n\
+             Requires=slipway-sysext.service kubeadm.service\n\
+             After=network-online.target containerd.service slipway-sysext.service kubeadm.service\n\
              ConditionPathExists=!/var/lib/slipway/ready\n\n\
              [Service]\n\
              Type=oneshot\n\
