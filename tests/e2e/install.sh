@@ -11,6 +11,8 @@
 #   LOSS=5 tests/e2e/install.sh           # drop 5% of the packets to and from slipway
 #   KILL=1 tests/e2e/install.sh           # SIGKILL slipway mid-install, restart it
 #   STRANGER=1 tests/e2e/install.sh       # plus a VM whose MAC is not in the file: it boots nothing
+#   TESTOS=real tests/e2e/install.sh      # the real-init test OS (tests/e2e/realos/): the real
+#                                         # Ignition engine and systemd, asserted from the VM
 #
 # Asserts per VM: its reserved address, the installer ran, the disk booted with its own
 # hostname, and the lifecycle history in `slipway status --json` / the API:
@@ -21,7 +23,9 @@ ROOT=$PWD
 W=${W:-/tmp/slipway-install-$$}
 NS=${NS:-slw-inst-$$}
 NVMS=${NVMS:-2}
-VM_TIMEOUT=${VM_TIMEOUT:-300}
+TESTOS=${TESTOS:-busybox}
+case "$TESTOS" in busybox) VM_TIMEOUT=${VM_TIMEOUT:-300} ;; real) VM_TIMEOUT=${VM_TIMEOUT:-1500} ;;
+  *) echo "TESTOS must be busybox or real, not '$TESTOS'" >&2; exit 2 ;; esac
 SLIPWAY=${SLIPWAY:-$ROOT/target/debug/slipway}
 SUBNET=10.99.0
 SRV=$SUBNET.1
@@ -35,9 +39,18 @@ need_root_and_binary
 mkdir -p "$W"/{www,run,logs,state}
 
 # ---------------------------------------------------------------- the test OS, in Flatcar's layout
-log "building the test OS into $W/www/$VERSION"
-tests/e2e/testos/build.sh "$W/www" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
-  { tail -n 30 "$W/logs/testos-build.log" >&2; exit 1; }
+if [ "$TESTOS" = real ]; then
+  # (the Kubernetes version of cluster_tail: the sysext slipway's unit downloads)
+  log "building the real-init test OS into $W/www/$VERSION (cold: minutes; cached: see README)"
+  TB0=$(date +%s.%N)
+  K8S_VERSION=v1.31.2 tests/e2e/realos/build.sh "$W/www" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
+    { tail -n 30 "$W/logs/testos-build.log" >&2; exit 1; }
+  log "real-init test OS built in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $TB0}") s"
+else
+  log "building the test OS into $W/www/$VERSION"
+  tests/e2e/testos/build.sh "$W/www" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
+    { tail -n 30 "$W/logs/testos-build.log" >&2; exit 1; }
+fi
 
 # ---------------------------------------------------------------- the cluster file
 {
@@ -67,12 +80,15 @@ sleep 0.5
 
 # ---------------------------------------------------------------- VMs
 run_vm() {
-  local i=$1 mac fwargs=() nicopt="" mem=384 t0 t1 rc=0 fw=bios
+  local i=$1 mac fwargs=() nicopt="" mem=384 t0 t1 rc=0 fw=bios disk=256M
   mac=$(mac_of "$i")
   [ $((i % 2)) = 1 ] && fw=uefi
-  truncate -s 256M "$W/run/vm$i.disk"
+  # the real-init OS: a 500 MiB image, and the live system holds its root and the
+  # downloaded image in RAM
+  [ "$TESTOS" = real ] && { mem=1536; disk=2G; }
+  truncate -s "$disk" "$W/run/vm$i.disk"
   if [ "$fw" = uefi ]; then
-    mem=512
+    [ "$TESTOS" = real ] || mem=512
     cp /usr/share/OVMF/OVMF_VARS_4M.fd "$W/run/vm$i.vars.fd"
     fwargs=(-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
             -drive if=pflash,format=raw,file="$W/run/vm$i.vars.fd")
@@ -132,6 +148,35 @@ for j in "${JOBS[@]}"; do wait "$j" || true; done
 T1=$(date +%s.%N)
 
 # ---------------------------------------------------------------- verdict
+# real_checks I SERIAL: the real-init OS's own account (its E2E lines), one "ok|FAIL what"
+# line per assertion; fails if any failed.
+real_checks() {
+  local i=$1 s=$2 ip=$SUBNET.$(($1 + 11)) bad=0 l
+  check() {   # WHAT REGEX
+    if l=$(grep -a -m1 -E "$2" "$s"); then echo "ok   $1: ${l#*E2E: }" | cut -c1-220
+    else echo "FAIL $1 (no line matching: $2)"; bad=1; fi
+  }
+  check "live Ignition (metal) ran"      'E2E: LIVE IGNITION result=\{'
+  check "live DHCP, reserved address"    "E2E: LIVE DHCP OK [a-z0-9]+=$ip/"
+  check "live install script"            'E2E: LIVE FILE /opt/slipway/install.sh mode=755'
+  check "flatcar-install stored config"  'E2E: FLATCAR-INSTALL config stored kind=ignition'
+  check "installed Ignition (file) ran"  'E2E: IGNITION result=\{.*"userConfigProvided":true'
+  check "Ignition journal, no critical"  'E2E: IGNITION journal finished=[1-9][0-9]* critical=0 .*platform=file'
+  check "containerd active"              'E2E: UNIT containerd.service active=active'
+  check "containerd runs slipway's TOML" 'E2E: CONTAINERD pid=[0-9]+ cri=yes cmdline=.*--config /etc/containerd/config.toml'
+  check "slipway-sysext active"          'E2E: UNIT slipway-sysext.service active=active'
+  check "kubeadm.service active"         'E2E: UNIT kubeadm.service active=active'
+  check "kubeadm parsed its config"      'E2E: K8S .*"config_ok": true.*"tool": "kubeadm"'
+  check "kubelet (sysext unit) active"   'E2E: UNIT kubelet.service active=active'
+  check "no failed unit"                 'E2E: FAILED-UNITS none'
+  check "static address, no DHCP"        "E2E: ADDRESS iface=[a-z0-9]+ mac=$(mac_of "$i") inet=$ip/24 dhcp=no network-file=/etc/systemd/network/00-slipway.network state=routable"
+  check "hostname"                       "E2E: HOSTNAME static=vm$i kernel=vm$i"
+  check "user core with the key"         'E2E: USER core uid=[0-9]+ home=/home/core keys=1 .*comments=e2e@test'
+  check "pki keys 0600"                  'E2E: PKI-KEYS files=[0-9]+ ok'
+  check "sysext merged"                  'E2E: SYSEXT /usr +kubernetes'
+  check "ready unit (curl -f) succeeded" 'E2E: READY-REPORT unit=slipway-ready.service result=success status=0 marker=yes'
+  return $bad
+}
 ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" --json > "$W/logs/status.json" || true
 fail=0
 for ((i=0; i<NVMS; i++)); do
@@ -139,9 +184,13 @@ for ((i=0; i<NVMS; i++)); do
   s=$W/logs/vm$i.serial
   ok=PASS
   grep -q "slipway: vm$i on " "$s"                  || ok=FAIL   # iPXE ran the install script
-  grep -q "E2E: LIVE DHCP OK $SUBNET.$((11 + i))/" "$s" || ok=FAIL  # with its reserved address
   grep -q "E2E: READY hostname=vm$i" "$s"            || ok=FAIL   # the installed disk booted as itself
-  grep -q "E2E: READY-REPORT http=200" "$s"          || ok=FAIL   # and told slipway
+  if [ "$TESTOS" = real ]; then
+    real_checks "$i" "$s" > "$W/logs/vm$i.checks" || ok=FAIL
+  else
+    grep -q "E2E: LIVE DHCP OK $SUBNET.$((11 + i))/" "$s" || ok=FAIL  # with its reserved address
+    grep -q "E2E: READY-REPORT http=200" "$s"          || ok=FAIL   # and told slipway
+  fi
   hist=$(machine_state "$W/logs/status.json" "vm$i")
   [ "$hist" = ready ] || ok=FAIL
   note=""
@@ -149,7 +198,7 @@ for ((i=0; i<NVMS; i++)); do
     # The guest reported ready (asserted above) and began its own poweroff, then its
     # kernel locked up there (seen under TCG on an oversubscribed host: "soft lockup",
     # "rcu_preempt kthread starved"): the emulator's hang, not slipway's; noted, not failed.
-    if [ "$rc" = 124 ] && grep -q 'E2E: INSTALLED powering off' "$s"; then
+    if [ "$rc" = 124 ] && grep -q 'E2E: INSTALLED powering off' "$s" && [ "$TESTOS" = busybox ]; then
       note="  (guest hung in its poweroff under TCG; killed at VM_TIMEOUT)"
     else
       ok=FAIL
@@ -161,6 +210,7 @@ for ((i=0; i<NVMS; i++)); do
   case "$path" in *"booting installing installed ready"*) ;; *) ok=FAIL ;; esac
   ttr=$(awk 'NR==1 {first=$1} $5=="ready" && $3!="ready" {print $1-first}' "$W/logs/vm$i.events")
   printf 'vm%-3s %s  fw=%-5s qemu_rc=%s  wall=%6.2fs  state=%-6s ready_after=%ss  path: %s%s\n' "$i" "$ok" "$fw" "$rc" "$secs" "$hist" "${ttr:-?}" "$path" "$note"
+  [ "$TESTOS" = real ] && sed "s/^/  vm$i: /" "$W/logs/vm$i.checks"
   [ "$ok" = PASS ] || { fail=1; tail -n 40 "$s" | sed "s/^/  vm$i| /"; }
 done
 ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" | sed 's/^/  /'

@@ -24,7 +24,8 @@
 # rebuilds). Environment:
 #   K8S_VERSION=v1.31.2                    the sysext's version (slipway's kubernetes.version)
 #   KVER=6.1.0-57-cloud-amd64              pin the kernel ABI (default: linux-image-cloud-amd64's)
-#   REALOS_CACHE=/var/tmp/slipway-realos   the kernel package and the mmdebstrap tarball
+#   REALOS_CACHE=/var/tmp/slipway-realos   the kernel package, the mmdebstrap tarball and
+#                                          the last build's output (same inputs: a copy)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 log() { printf '[realos/build %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -117,10 +118,31 @@ INPUTS=$( { echo "$VERSION $KVER $K8S_VERSION $BASE_KEY"
           sha256sum | cut -d' ' -f1)
 FILES=(flatcar_production_pxe.vmlinuz flatcar_production_pxe_image.cpio.gz
        flatcar_production_image.bin.bz2 flatcar_production_image.bin.bz2.sha256 version.txt)
-if [ "${FORCE:-0}" != 1 ] && grep -qx "SLIPWAY_REALOS_INPUTS=$INPUTS" "$OUT/version.txt" 2>/dev/null; then
-  ok=1; for f in "${FILES[@]}"; do [ -s "$OUT/$f" ] || ok=0; done
-  [ -s "$MIRROR_DIR/extensions/$SYSEXT" ] || ok=0
-  if [ "$ok" = 1 ]; then log "$OUT is up to date (FORCE=1 rebuilds)"; exit 0; fi
+# publish DIR: DIR's files into the mirror (the version.txt stamp last, so an interrupted
+# copy is never "up to date")
+publish() {
+  local from=$1 f
+  mkdir -p "$OUT" "$MIRROR_DIR/extensions"
+  rm -f "$OUT/version.txt"
+  cp "$from/$SYSEXT" "$MIRROR_DIR/extensions/.$SYSEXT.$$.tmp" && mv -f "$MIRROR_DIR/extensions/.$SYSEXT.$$.tmp" "$MIRROR_DIR/extensions/$SYSEXT"
+  for f in "${FILES[@]}"; do
+    [ "$f" = version.txt ] && continue
+    cp "$from/$f" "$OUT/.$f.$$.tmp" && mv -f "$OUT/.$f.$$.tmp" "$OUT/$f"
+  done
+  cp "$from/version.txt" "$OUT/.version.txt.$$.tmp" && mv -f "$OUT/.version.txt.$$.tmp" "$OUT/version.txt"
+}
+if [ "${FORCE:-0}" != 1 ]; then
+  if grep -qx "SLIPWAY_REALOS_INPUTS=$INPUTS" "$OUT/version.txt" 2>/dev/null; then
+    ok=1; for f in "${FILES[@]}"; do [ -s "$OUT/$f" ] || ok=0; done
+    [ -s "$MIRROR_DIR/extensions/$SYSEXT" ] || ok=0
+    if [ "$ok" = 1 ]; then log "$OUT is up to date (FORCE=1 rebuilds)"; exit 0; fi
+  fi
+  # the last build's output, kept in the cache: a copy
+  if grep -qx "SLIPWAY_REALOS_INPUTS=$INPUTS" "$CACHE/out/version.txt" 2>/dev/null; then
+    publish "$CACHE/out"
+    log "copied the cached build ($CACHE/out) to $OUT in $(elapsed "$T0") s (FORCE=1 rebuilds)"
+    exit 0
+  fi
 fi
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/slipway-realos.XXXXXX")
@@ -159,7 +181,7 @@ log "kernel $KVER, modules: ${!SEEN[*]}"
 cp -a "$HERE/rootfs/." "$R/"
 cp -a "$HERE/dracut/50slipway-realos" "$R/usr/lib/dracut/modules.d/"
 systemctl --root "$R" -q enable systemd-networkd.service systemd-networkd-wait-online.service \
-  containerd.service slipway-e2e-report.service
+  containerd.service slipway-e2e-report.service slipway-e2e-live.service
 # no prompt for a locale on the first boot; no binfmt_misc module; no login prompt on
 # the serial console (the E2E lines go there)
 systemctl --root "$R" -q mask systemd-firstboot.service systemd-binfmt.service \
@@ -206,7 +228,11 @@ mkdir -p "$W/sq/realos"
 mksquashfs "$R" "$W/sq/realos/rootfs.squashfs" -comp zstd -Xcompression-level 9 -noappend -no-xattrs -quiet -no-progress \
   -e usr/bin/containerd usr/sbin/runc usr/bin/containerd-shim-runc-v2
 (cd "$W/sq" && find realos | LC_ALL=C sort | cpio -o -H newc --quiet) > "$W/live-root.cpio"
-cat "$W/initrd-live.img" "$W/live-root.cpio" > "$W/flatcar_production_pxe_image.cpio.gz"
+# the kernel reads a cpio after a compressed one only at a 4-byte aligned offset (zeros
+# between them are skipped): pad the gzip'd dracut image to 512 bytes
+cp "$W/initrd-live.img" "$W/flatcar_production_pxe_image.cpio.gz"
+truncate -s $(( ($(stat -c %s "$W/initrd-live.img") + 511) / 512 * 512 )) "$W/flatcar_production_pxe_image.cpio.gz"
+cat "$W/live-root.cpio" >> "$W/flatcar_production_pxe_image.cpio.gz"
 log "live: squashfs $(du -m "$W/sq/realos/rootfs.squashfs" | cut -f1) MiB in $(elapsed "$t") s"
 
 # ---------------------------------------------------------------- sysext
@@ -314,14 +340,11 @@ SLIPWAY_REALOS_KERNEL=$KVER
 SLIPWAY_REALOS_KUBERNETES_SYSEXT=$SYSEXT
 SLIPWAY_REALOS_INPUTS=$INPUTS
 EOF
-mkdir -p "$OUT" "$MIRROR_DIR/extensions"
-rm -f "$OUT/version.txt"     # the stamp goes last: an interrupted copy is never "up to date"
-cp "$W/$SYSEXT" "$MIRROR_DIR/extensions/.$SYSEXT.$$.tmp" && mv -f "$MIRROR_DIR/extensions/.$SYSEXT.$$.tmp" "$MIRROR_DIR/extensions/$SYSEXT"
-for f in "${FILES[@]}"; do
-  [ "$f" = version.txt ] && continue
-  cp "$W/$f" "$OUT/.$f.$$.tmp" && mv -f "$OUT/.$f.$$.tmp" "$OUT/$f"
-done
-cp "$W/version.txt" "$OUT/.version.txt.$$.tmp" && mv -f "$OUT/.version.txt.$$.tmp" "$OUT/version.txt"
+publish "$W"
+# keep it for the next run (the stamp last here too)
+rm -rf "$CACHE/out.tmp" "$CACHE/out"; mkdir -p "$CACHE/out.tmp"
+for f in "${FILES[@]}" "$SYSEXT"; do [ "$f" = version.txt ] || cp "$W/$f" "$CACHE/out.tmp/"; done
+cp "$W/version.txt" "$CACHE/out.tmp/" && mv "$CACHE/out.tmp" "$CACHE/out"
 
 for f in "${FILES[@]}"; do printf '  %-42s %10s bytes\n' "$f" "$(stat -c %s "$OUT/$f")" >&2; done
 printf '  %-42s %10s bytes\n' "../extensions/$SYSEXT" "$(stat -c %s "$MIRROR_DIR/extensions/$SYSEXT")" >&2
