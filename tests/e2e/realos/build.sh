@@ -233,6 +233,7 @@ mksquashfs "$R" "$W/sq/realos/rootfs.squashfs" -comp zstd -Xcompression-level 9 
 cp "$W/initrd-live.img" "$W/flatcar_production_pxe_image.cpio.gz"
 truncate -s $(( ($(stat -c %s "$W/initrd-live.img") + 511) / 512 * 512 )) "$W/flatcar_production_pxe_image.cpio.gz"
 cat "$W/live-root.cpio" >> "$W/flatcar_production_pxe_image.cpio.gz"
+chmod 644 "$W/flatcar_production_pxe_image.cpio.gz"
 log "live: squashfs $(du -m "$W/sq/realos/rootfs.squashfs" | cut -f1) MiB in $(elapsed "$t") s"
 
 # ---------------------------------------------------------------- sysext
