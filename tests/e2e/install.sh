@@ -61,6 +61,11 @@ fi
     printf '  - {mac: "%s", hostname: vm%d, ip: %s.%d, roles: [%s]}\n' "$(mac_of "$i")" "$i" "$SUBNET" $((11 + i)) "$(node_role "$i")"
   done
 } > "$W/cluster.yaml"
+if [ "$TESTOS" = real ]; then
+  # A virtual API endpoint: the control plane gets kube-vip's static pod (checked below).
+  sed -i "s|^kubernetes: {version: \([^,]*\), |kubernetes: {version: \1, control_plane_endpoint: '$SUBNET.10:6443', |" "$W/cluster.yaml"
+  grep -q "control_plane_endpoint: '$SUBNET.10:6443'" "$W/cluster.yaml" || die "no VIP in the cluster file"
+fi
 check_cluster
 
 # ---------------------------------------------------------------- network + servers
@@ -175,6 +180,17 @@ real_checks() {
   check "pki keys 0600"                  'E2E: PKI-KEYS files=[0-9]+ ok'
   check "sysext merged"                  'E2E: SYSEXT /usr +kubernetes'
   check "ready unit (curl -f) succeeded" 'E2E: READY-REPORT unit=slipway-ready.service result=success status=0 marker=yes'
+  if [ "$(node_role "$i")" = control-plane ]; then
+    # The init node of a VIP cluster: kube-vip's pod where kubeadm's kubelet reads static
+    # pods, on the interface that holds the node's address, with super-admin.conf
+    # (kubeadm >= 1.29 during init); the pod network applied from here.
+    check "kube-vip unit active"         'E2E: UNIT slipway-kube-vip.service active=active'
+    check "kube-vip static pod"          "E2E: KUBE-VIP manifest=/etc/kubernetes/manifests/kube-vip.yaml mode=644 interface=([a-z0-9]+) node-iface=\1 address=$SUBNET.10 kubeconfig=/etc/kubernetes/super-admin.conf"
+    check "CNI unit on the init node"    'E2E: UNIT slipway-cni.service active=active enabled=enabled'
+  else
+    check "no kube-vip on a worker"      'E2E: KUBE-VIP none'
+    check "no CNI unit on a worker"      'E2E: UNIT slipway-cni.service active=inactive enabled= '
+  fi
   return $bad
 }
 ip netns exec "$NS" "$SLIPWAY" --offline --state-dir "$W/state" status "$W/cluster.yaml" --json > "$W/logs/status.json" || true

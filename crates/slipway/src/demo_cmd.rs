@@ -1,6 +1,7 @@
 //! `slipway demo`: the lab, end to end, on this machine. It runs the project's own
-//! end-to-end harness (`tests/e2e/install.sh` and the Flatcar-shaped test OS, built
-//! into this binary): QEMU VMs, BIOS and UEFI, PXE-boot through `slipway serve` in a
+//! end-to-end harness (`tests/e2e/install.sh` and both test OSes, built into this
+//! binary by build.rs; `--real-init` for the one with a real Ignition engine and
+//! systemd): QEMU VMs, BIOS and UEFI, PXE-boot through `slipway serve` in a
 //! private network namespace, install the test OS to their disks, reboot into it and
 //! report ready; then `slipway status` shows their lives. Needs root, QEMU, OVMF and
 //! the packages `scripts/deps.sh` lists.
@@ -10,57 +11,14 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 
-/// The harness files, at their paths relative to the repository root.
-const FILES: &[(&str, &str, bool)] = &[
-    (
-        "tests/e2e/install.sh",
-        include_str!("../../../tests/e2e/install.sh"),
-        true,
-    ),
-    (
-        "tests/e2e/lib.sh",
-        include_str!("../../../tests/e2e/lib.sh"),
-        false,
-    ),
-    (
-        "tests/e2e/testos/build.sh",
-        include_str!("../../../tests/e2e/testos/build.sh"),
-        true,
-    ),
-    (
-        "tests/e2e/testos/lib.sh",
-        include_str!("../../../tests/e2e/testos/lib.sh"),
-        false,
-    ),
-    (
-        "tests/e2e/testos/live-init",
-        include_str!("../../../tests/e2e/testos/live-init"),
-        true,
-    ),
-    (
-        "tests/e2e/testos/installed-init",
-        include_str!("../../../tests/e2e/testos/installed-init"),
-        true,
-    ),
-    (
-        "tests/e2e/testos/flatcar-install",
-        include_str!("../../../tests/e2e/testos/flatcar-install"),
-        true,
-    ),
-    (
-        "tests/e2e/testos/systemctl",
-        include_str!("../../../tests/e2e/testos/systemctl"),
-        true,
-    ),
-    (
-        "tests/e2e/testos/udhcpc.script",
-        include_str!("../../../tests/e2e/testos/udhcpc.script"),
-        true,
-    ),
-];
+// The harness files (`FILES`), at their paths relative to the repository root: generated
+// by build.rs from tests/e2e.
+include!(concat!(env!("OUT_DIR"), "/harness.rs"));
 
-/// Runs the demo with `vms` machines; `keep` leaves the work directory for a look.
-pub fn demo(vms: u32, keep: bool) -> anyhow::Result<ExitCode> {
+/// Runs the demo with `vms` machines; `keep` leaves the work directory for a look;
+/// `real_init` boots the real-init test OS (Debian's Ignition engine and systemd apply
+/// slipway's configs) instead of the busybox one.
+pub fn demo(vms: u32, keep: bool, real_init: bool) -> anyhow::Result<ExitCode> {
     use std::os::unix::fs::PermissionsExt;
     let uid = Command::new("id")
         .arg("-u")
@@ -71,11 +29,15 @@ pub fn demo(vms: u32, keep: bool) -> anyhow::Result<ExitCode> {
         uid == "0",
         "`slipway demo` makes network namespaces and taps: run it as root"
     );
-    for (cmd, pkg) in [
+    let mut needed = vec![
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("busybox", "busybox-static"),
         ("dnsmasq", "dnsmasq-base"),
-    ] {
+    ];
+    if real_init {
+        needed.extend([("mmdebstrap", "mmdebstrap"), ("dracut", "dracut")]);
+    }
+    for (cmd, pkg) in needed {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {cmd}")])
             .output()
@@ -99,8 +61,13 @@ pub fn demo(vms: u32, keep: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let me = std::env::current_exe().context("finding the slipway binary")?;
+    let os = if real_init {
+        "the real-init test OS (Ignition + systemd; minutes per VM under TCG)"
+    } else {
+        "the busybox test OS"
+    };
     println!(
-        "slipway demo: {vms} QEMU VM(s) install through slipway (work directory {})",
+        "slipway demo: {vms} QEMU VM(s) install {os} through slipway (work directory {})",
         dir.display()
     );
     let status = Command::new("bash")
@@ -110,7 +77,15 @@ pub fn demo(vms: u32, keep: bool) -> anyhow::Result<ExitCode> {
         .env("NVMS", vms.to_string())
         .env("STRANGER", "1")
         .env("KEEP", if keep { "1" } else { "0" })
-        .env("VM_TIMEOUT", (180 + 40 * u64::from(vms)).to_string())
+        .env("TESTOS", if real_init { "real" } else { "busybox" })
+        .env(
+            "VM_TIMEOUT",
+            if real_init {
+                (900 + 300 * u64::from(vms)).to_string()
+            } else {
+                (180 + 40 * u64::from(vms)).to_string()
+            },
+        )
         .status()
         .context("running the demo harness")?;
     if !keep {

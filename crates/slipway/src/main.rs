@@ -181,6 +181,11 @@ enum Command {
         /// Keep the work directory (logs, serial consoles, the cluster file).
         #[arg(long)]
         keep: bool,
+        /// Boot the real-init test OS: Debian's Ignition engine and systemd apply
+        /// slipway's configs on first boot (about 4 minutes per VM under TCG, plus 2 to
+        /// build it the first time; the default busybox OS takes under a minute).
+        #[arg(long)]
+        real_init: bool,
     },
     /// Convert another tool's cluster description into a slipway cluster file.
     Convert {
@@ -321,7 +326,11 @@ fn main() -> ExitCode {
             file,
             action: MachineAction::Reinstall { node },
         } => machine_cmd::reinstall(&file, &node, &cli.state_dir, &cli.api, cli.offline),
-        Command::Demo { vms, keep } => demo_cmd::demo(vms, keep),
+        Command::Demo {
+            vms,
+            keep,
+            real_init,
+        } => demo_cmd::demo(vms, keep, real_init),
         Command::Convert {
             from: From::Sextant,
             file,
