@@ -488,7 +488,69 @@ fn os(spec: &Spec, base: &Path, d: &mut Diagnostics) -> Option<Os> {
             .as_ref()
             .map_or(LeaseTime::Seconds(1800), |t| t.value),
         generic,
+        mirror: os_mirror(o.mirror.as_ref(), base, d),
     })
+}
+
+/// `os.mirror`: the base URL must be http(s); each trusted key needs a file and a
+/// fingerprint (40 hex digits for a v4 key, 64 for v6; spaces are ignored).
+fn os_mirror(m: Option<&crate::spec::MirrorSpec>, base: &Path, d: &mut Diagnostics) -> OsMirror {
+    let Some(m) = m else {
+        return OsMirror::default();
+    };
+    let base_url = m
+        .base_url
+        .as_ref()
+        .map(|u| http_url(u, "`os.mirror.base_url`", d));
+    let mut trusted_keys = Vec::new();
+    for k in &m.trusted_keys {
+        let (Some(file), Some(fp)) = (&k.file, &k.fingerprint) else {
+            d.push(
+                Diagnostic::error(k.span, "a trusted key needs `file` and `fingerprint`")
+                    .with_help("e.g. `{file: keys/release.asc, fingerprint: F88CFEDE...}`"),
+            );
+            continue;
+        };
+        let fingerprint: String = fp
+            .value
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if !(fingerprint.len() == 40 || fingerprint.len() == 64)
+            || !fingerprint.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            d.push(
+                Diagnostic::error(
+                    fp.span,
+                    format!("`{}` is not an OpenPGP fingerprint", fp.value),
+                )
+                .with_help("40 hex digits (a v4 key) or 64 (v6), as `gpg --fingerprint` prints"),
+            );
+            continue;
+        }
+        trusted_keys.push(TrustedKey {
+            file: resolve(base, &file.value),
+            fingerprint,
+        });
+    }
+    OsMirror {
+        base_url,
+        trusted_keys,
+    }
+}
+
+/// An http(s) URL without a trailing slash; anything else is reported.
+fn http_url(u: &Spanned<String>, what: &str, d: &mut Diagnostics) -> String {
+    let ok = (u.value.starts_with("http://") || u.value.starts_with("https://"))
+        && !u.value.contains(|c: char| c.is_whitespace());
+    if !ok {
+        d.error(
+            u.span,
+            format!("{what}: `{}` is not an http:// or https:// URL", u.value),
+        );
+    }
+    u.value.trim_end_matches('/').to_string()
 }
 
 fn distro_name(d: Distro) -> &'static str {
@@ -1269,6 +1331,10 @@ fn kubernetes(
             .as_ref()
             .map_or_else(|| "registry.k8s.io".into(), |r| r.value.clone()),
         registry_mirrors,
+        sysext_url: k
+            .sysext_url
+            .as_ref()
+            .map(|u| http_url(u, "`kubernetes.sysext_url`", d)),
     })
 }
 

@@ -276,6 +276,32 @@ pub struct Os {
     /// Kernel and initrds for the generic profile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generic: Option<GenericBoot>,
+    /// Where `slipway mirror` fetches the OS images from and which keys it trusts
+    /// (`os.mirror`).
+    pub mirror: OsMirror,
+}
+
+/// `os.mirror`: the upstream `slipway mirror` fetches the OS images from, and the
+/// OpenPGP keys their signatures must verify with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OsMirror {
+    /// The upstream directory holding `<version>/<file>` (`None`: the vendor's, e.g.
+    /// `https://stable.release.flatcar-linux.net/amd64-usr`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The keys a signature may come from (empty: the vendor's key kept in slipway).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_keys: Vec<TrustedKey>,
+}
+
+/// One trusted OpenPGP key: an armored key file (a keyring; possibly several keys)
+/// and the primary-key fingerprint a signature's key must have.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrustedKey {
+    /// The armored public key file (relative paths are relative to the cluster file).
+    pub file: PathBuf,
+    /// The primary key's fingerprint: upper-case hex, no spaces.
+    pub fingerprint: String,
 }
 
 /// The boot files of a generic OS profile.
@@ -321,6 +347,10 @@ pub struct Kubernetes {
     pub image_repository: String,
     /// Mirrors per upstream registry, for air-gapped sites.
     pub registry_mirrors: BTreeMap<String, Vec<String>>,
+    /// Where `slipway mirror` fetches the Kubernetes sysext image and its `SHA256SUMS`
+    /// from (a sysext-bakery-style directory; `None`: Flatcar's sysext-bakery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysext_url: Option<String>,
 }
 
 /// The control-plane endpoint.

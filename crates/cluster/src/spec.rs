@@ -120,9 +120,31 @@ pub struct OsSpec {
     pub generic: Option<GenericSpec>,
     /// Where `generic:` is, when given.
     pub generic_span: Option<Span>,
+    /// `os.mirror`, when given.
+    pub mirror: Option<MirrorSpec>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
+    pub span: Span,
+}
+
+/// `os.mirror:`
+#[derive(Debug, Default)]
+pub struct MirrorSpec {
+    /// The upstream directory holding `<version>/<file>`.
+    pub base_url: S<String>,
+    /// Trusted keys.
+    pub trusted_keys: Vec<TrustedKeySpec>,
+}
+
+/// One entry of `os.mirror.trusted_keys`.
+#[derive(Debug, Default)]
+pub struct TrustedKeySpec {
+    /// The armored key file.
+    pub file: S<String>,
+    /// The primary key's fingerprint.
+    pub fingerprint: S<String>,
+    /// Where the entry is.
     pub span: Span,
 }
 
@@ -170,6 +192,8 @@ pub struct KubernetesSpec {
     pub image_repository: S<String>,
     /// Registry mirrors.
     pub registry_mirrors: Vec<(Key, Vec<Spanned<String>>)>,
+    /// Where the sysext image and its SHA256SUMS are fetched from.
+    pub sysext_url: S<String>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
@@ -304,7 +328,7 @@ pub struct BmcSpec {
 const EVERY_SECTION: &str = "\
 cluster: {}
 network: {dhcp: {}}
-os: {generic: {}}
+os: {generic: {}, mirror: {trusted_keys: [{}]}}
 kubernetes: {}
 access: {}
 profiles: [{selector: {}, boot_files: {}}]
@@ -651,6 +675,34 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
         gf.finish(d);
         out.generic = Some(gs);
     }
+    if let Some(m) = f.get("mirror")
+        && let Some(mut mf) = Fields::new(m, "`os.mirror`", d)
+    {
+        let mut ms = MirrorSpec {
+            base_url: mf
+                .get("base_url")
+                .and_then(|v| string(v, "`os.mirror.base_url`", d)),
+            ..Default::default()
+        };
+        if let Some(keys) = mf.get("trusted_keys") {
+            ms.trusted_keys = list_of(keys, "`os.mirror.trusted_keys`", d, |n, d| {
+                let mut kf = Fields::new(n, "`os.mirror.trusted_keys[]`", d)?;
+                let key = TrustedKeySpec {
+                    file: kf
+                        .get("file")
+                        .and_then(|v| string(v, "`os.mirror.trusted_keys[].file`", d)),
+                    fingerprint: kf.get("fingerprint").and_then(|v| {
+                        string(v, "`os.mirror.trusted_keys[].fingerprint`", d)
+                    }),
+                    span: n.span,
+                };
+                kf.finish(d);
+                Some(key)
+            });
+        }
+        mf.finish(d);
+        out.mirror = Some(ms);
+    }
     f.finish(d);
     out
 }
@@ -751,6 +803,9 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
             _ => d.error(m.span, format!("`kubernetes.registry_mirrors` must be a mapping of registry: [mirror URLs], not {}", m.kind())),
         }
     }
+    out.sysext_url = f
+        .get("sysext_url")
+        .and_then(|v| string(v, "`kubernetes.sysext_url`", d));
     f.finish(d);
     out
 }
