@@ -226,7 +226,12 @@ struct Entry {
 
 fn stamp(path: &Path) -> Option<(u64, u128)> {
     let m = fs::metadata(path).ok()?;
-    let t = m.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    let t = m
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
     Some((m.len(), t))
 }
 
@@ -297,7 +302,15 @@ fn prepare(
     agent: &ureq::Agent,
     cluster: &Cluster,
     only: Option<Part>,
-) -> Result<(Plan, PathBuf, Option<(Keyring, Vec<String>)>, Option<String>), SetupError> {
+) -> Result<
+    (
+        Plan,
+        PathBuf,
+        Option<(Keyring, Vec<String>)>,
+        Option<String>,
+    ),
+    SetupError,
+> {
     let p0 = plan(cluster, None);
     let dir = p0.dir.clone().ok_or_else(|| {
         SetupError(
@@ -306,7 +319,8 @@ fn prepare(
                 .into(),
         )
     })?;
-    let wants_os = only.is_none_or(|p| p == Part::Os) && p0.items.iter().any(|i| i.part == Part::Os);
+    let wants_os =
+        only.is_none_or(|p| p == Part::Os) && p0.items.iter().any(|i| i.part == Part::Os);
     let keys = if wants_os { Some(trust(&p0)?) } else { None };
     let mut current = None;
     let p = match (&keys, cluster.os.version.as_str()) {
@@ -344,7 +358,14 @@ pub fn dry_run(cluster: &Cluster, only: Option<Part>) -> Result<Vec<Planned>, Se
         for (url, dest) in files {
             let size = agent.head(&url).call().ok().and_then(|r| {
                 (r.status().as_u16() == 200)
-                    .then(|| r.headers().get("content-length")?.to_str().ok()?.parse().ok())
+                    .then(|| {
+                        r.headers()
+                            .get("content-length")?
+                            .to_str()
+                            .ok()?
+                            .parse()
+                            .ok()
+                    })
                     .flatten()
             });
             out.push(Planned {
@@ -486,7 +507,13 @@ impl<'a> Progress<'a> {
 }
 
 /// Downloads `url` into `part`, resuming what is there with a Range request.
-fn download(agent: &ureq::Agent, url: &str, part: &Path, progress: &Progress, i: usize) -> Result<u64, String> {
+fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    progress: &Progress,
+    i: usize,
+) -> Result<u64, String> {
     let have = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let mut req = agent.get(url);
     if have > 0 {
@@ -607,7 +634,8 @@ impl Run<'_> {
                 {
                     self.record(&item.dest, &how)?;
                     self.record(sig_rel, "signature")?;
-                    self.progress.say(&format!("{name}: already here, verified ({how})"));
+                    self.progress
+                        .say(&format!("{name}: already here, verified ({how})"));
                     return Ok(None);
                 }
                 let sig = get_small(&self.agent, url)
@@ -644,7 +672,8 @@ impl Run<'_> {
                     && sha256(std::io::BufReader::new(f)).ok().as_deref() == Some(expected.as_str())
                 {
                     self.record(&item.dest, &format!("sha256:{expected}"))?;
-                    self.progress.say(&format!("{name}: already here, verified (sha256)"));
+                    self.progress
+                        .say(&format!("{name}: already here, verified (sha256)"));
                     return Ok(None);
                 }
                 let part = part_of(&dest);
@@ -664,8 +693,10 @@ impl Run<'_> {
                 fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
                 sync_dir(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
                 self.record(&item.dest, &format!("sha256:{expected}"))?;
-                self.progress
-                    .say(&format!("{name}: {} fetched, verified (sha256)", human(got)));
+                self.progress.say(&format!(
+                    "{name}: {} fetched, verified (sha256)",
+                    human(got)
+                ));
                 Ok(Some(got))
             }
         }
@@ -709,7 +740,10 @@ pub fn mirror(
     };
     let queue = Mutex::new(queue);
     let results = Mutex::new(Vec::new());
-    let workers = opts.parallel.max(1).min(queue.lock().map_or(1, |q| q.len().max(1)));
+    let workers = opts
+        .parallel
+        .max(1)
+        .min(queue.lock().map_or(1, |q| q.len().max(1)));
     let running = std::sync::atomic::AtomicUsize::new(workers);
     std::thread::scope(|s| {
         for _ in 0..workers {
