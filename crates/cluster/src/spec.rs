@@ -691,9 +691,9 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
                     file: kf
                         .get("file")
                         .and_then(|v| string(v, "`os.mirror.trusted_keys[].file`", d)),
-                    fingerprint: kf.get("fingerprint").and_then(|v| {
-                        string(v, "`os.mirror.trusted_keys[].fingerprint`", d)
-                    }),
+                    fingerprint: kf
+                        .get("fingerprint")
+                        .and_then(|v| string(v, "`os.mirror.trusted_keys[].fingerprint`", d)),
                     span: n.span,
                 };
                 kf.finish(d);

@@ -793,14 +793,30 @@ pub fn mirror(
 }
 
 /// The files a node will ask for that are not in the mirror directory (absolute
-/// paths); empty when the assets are a URL or the OS is generic.
-pub fn missing(cluster: &Cluster) -> Vec<PathBuf> {
-    let Some(dir) = plan(cluster, None).dir else {
-        return Vec::new();
+/// paths), in two lists: the OS files themselves (kernel, initramfs, disk image,
+/// `version.txt`: without them no machine installs) and the rest (signatures, the
+/// Kubernetes sysext). Both empty when the assets are a URL or the OS is generic.
+pub fn missing(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let p = plan(cluster, None);
+    let Some(dir) = &p.dir else {
+        return (Vec::new(), Vec::new());
     };
-    crate::plan::expected_files(cluster)
-        .into_iter()
-        .map(|f| dir.join(f))
-        .filter(|f| !f.is_file())
-        .collect()
+    let absent = |rel: &Path| {
+        let f = dir.join(rel);
+        (!f.is_file()).then_some(f)
+    };
+    let mut os = Vec::new();
+    let mut rest = Vec::new();
+    for item in &p.items {
+        let target = if item.part == Part::Os {
+            &mut os
+        } else {
+            &mut rest
+        };
+        target.extend(absent(&item.dest));
+        if let Check::Signature { dest, .. } = &item.check {
+            rest.extend(absent(dest));
+        }
+    }
+    (os, rest)
 }

@@ -9,6 +9,7 @@ mod demo_cmd;
 mod export_cmd;
 mod host;
 mod machine_cmd;
+mod mirror_cmd;
 mod pki_cmd;
 mod privileges;
 mod render_cmd;
@@ -63,6 +64,26 @@ enum Command {
         /// What to print on success.
         #[arg(long, short, value_enum, default_value_t = Output::Summary)]
         output: Output,
+        /// Report the files of the asset mirror the machines will ask for and that
+        /// are missing (exit 1 if any).
+        #[arg(long, conflicts_with = "output")]
+        assets: bool,
+    },
+    /// Fill the cluster's asset mirror (`os.assets`) with the OS images and the
+    /// Kubernetes sysext its nodes will ask for, each verified (OpenPGP signature or
+    /// SHA-256); resumes partial downloads, fetches nothing already verified.
+    Mirror {
+        /// The cluster file.
+        file: PathBuf,
+        /// Only this part.
+        #[arg(long, value_enum)]
+        only: Option<mirror_cmd::Only>,
+        /// Downloads at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// List the URLs, destinations and sizes without downloading.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print one artifact of one node exactly as the machine gets it (or write them all with `--all --to DIR`).
     Render {
@@ -253,7 +274,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Check { files, output } => check::check_all(&files, output, cli.offline),
+        Command::Check {
+            files,
+            assets: true,
+            ..
+        } => files.iter().try_fold(ExitCode::SUCCESS, |worst, f| {
+            let code = mirror_cmd::check_assets(f, cli.offline)?;
+            Ok::<_, anyhow::Error>(if code == ExitCode::SUCCESS {
+                worst
+            } else {
+                code
+            })
+        }),
+        Command::Check { files, output, .. } => check::check_all(&files, output, cli.offline),
+        Command::Mirror {
+            file,
+            only,
+            parallel,
+            dry_run,
+        } => mirror_cmd::mirror(&file, only, parallel, dry_run, cli.offline),
         Command::Render {
             file,
             node,

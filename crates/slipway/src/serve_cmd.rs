@@ -130,6 +130,10 @@ pub fn serve(
     let Some(cluster) = load_valid(file, offline)? else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    if let Some(refusal) = refuse_missing_os(&cluster, file) {
+        eprintln!("slipway: {refusal}");
+        return Ok(ExitCode::FAILURE);
+    }
     let become_user = crate::privileges::target(listen.user.as_deref())?;
     let api_tls = api_tls(&listen)?;
     match crate::privileges::raise_fd_limit() {
@@ -202,6 +206,28 @@ fn warn_missing_mirror(cluster: &Cluster) {
     {
         tracing::warn!(dir = %dir.display(), "the asset mirror directory does not exist: OS images will 404");
     }
+    let (_, rest) = slipway_mirror::fetch::missing(cluster);
+    for f in rest {
+        tracing::warn!(file = %f.display(), "missing from the asset mirror (run `slipway mirror`): machines asking for it get 404");
+    }
+}
+
+/// Why `serve` must not start: an OS file every installing machine asks for (kernel,
+/// initramfs, disk image, version.txt) is missing from the local mirror. Signatures
+/// and the sysext image only warn ([`warn_missing_mirror`]).
+fn refuse_missing_os(cluster: &Cluster, file: &Path) -> Option<String> {
+    let (os, _) = slipway_mirror::fetch::missing(cluster);
+    if os.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = os.iter().map(|f| format!("  {}", f.display())).collect();
+    Some(format!(
+        "refusing to serve: the machines would ask for OS files the asset mirror does not hold:\n{}\n\
+         run `slipway mirror {}` to fetch and verify them (or `slipway check --assets {}` to list what is missing)",
+        list.join("\n"),
+        file.display(),
+        file.display()
+    ))
 }
 
 /// What a SIGHUP needs to load the cluster file again.

@@ -47,6 +47,10 @@ os:
   kernel_args: [console=ttyS0]
   config_format: ignition
   install_timeout: 30m
+  mirror:
+    base_url: https://mirror.lan/flatcar
+    trusted_keys:
+      - {file: release.asc, fingerprint: F88CFEDEFF29A5B4D9523864E25D9AED0593B34A}
 kubernetes:
   version: v1.31.2
   control_plane_endpoint: cp1:6443
@@ -61,6 +65,7 @@ kubernetes:
   cni_interface: eno1
   image_repository: registry.k8s.io
   registry_mirrors: {docker.io: ['http://10.99.0.1:5000']}
+  sysext_url: https://sysext.lan/k8s
 access:
   user: core
   ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']
@@ -228,6 +233,26 @@ fn cases() -> Vec<Case> {
             "install_timeout: 45m",
         ),
         differs("os.distro", "distro: flatcar", "distro: coreos"),
+        differs(
+            "os.mirror.base_url",
+            "base_url: https://mirror.lan/flatcar",
+            "base_url: https://mirror2.lan/flatcar",
+        ),
+        differs(
+            "os.mirror.trusted_keys[].file",
+            "file: release.asc",
+            "file: release2.asc",
+        ),
+        differs(
+            "os.mirror.trusted_keys[].fingerprint",
+            "fingerprint: F88CFEDEFF29A5B4D9523864E25D9AED0593B34A",
+            "fingerprint: 0000000000000000000000000000000000000001",
+        ),
+        differs(
+            "kubernetes.sysext_url",
+            "sysext_url: https://sysext.lan/k8s",
+            "sysext_url: https://sysext2.lan/k8s",
+        ),
         differs("kubernetes.version", "version: v1.31.2", "version: v1.30.6"),
         differs(
             "kubernetes.control_plane_endpoint",
@@ -608,6 +633,11 @@ fn fingerprint(c: &Cluster, dir: &Path) -> BTreeMap<String, String> {
         ),
     );
     out.insert("pki".into(), format!("{:?}", slipway_pki::plan::plan(c)));
+    // What `slipway mirror` fetches, from where, verified with which keys.
+    out.insert(
+        "mirror".into(),
+        format!("{:?}", slipway_mirror::plan(c, None)),
+    );
     out.insert(
         "install window".into(),
         format!("{:?}", slipway_serve::install_window(c)),

@@ -17,7 +17,7 @@ network:
   subnet: 10.199.0.0/24
   gateway: 10.199.0.254
   dhcp: {mode: authoritative, unknown_machines: UNKNOWN, pool: 10.199.0.100-10.199.0.250, lease_time: 1h}
-os: {version: 4081.2.0}
+os: {version: 4081.2.0, assets: mirror}
 kubernetes: {version: v1.31.2, service_subnet: 10.100.0.0/16}
 access: {ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}
 nodes:

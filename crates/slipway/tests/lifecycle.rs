@@ -153,7 +153,7 @@ fn between<'a>(text: &'a str, start: &str, end: char) -> &'a str {
 fn install_once_with_reports_and_reinstall() {
     let dir = std::env::temp_dir().join(format!("slipway-life-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    fill_mirror(&dir);
     std::fs::write(dir.join("cluster.yaml"), CLUSTER).unwrap_or_else(|e| panic!("{e}"));
     let s = serve(&dir);
     let b = s.base.clone();
@@ -367,4 +367,18 @@ fn install_once_with_reports_and_reinstall() {
     let s = serve(&dir);
     assert_eq!(state_of(&dir, &s.api, "cp1"), "booting");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OS files `serve` refuses to start without, with placeholder contents.
+fn fill_mirror(dir: &std::path::Path) {
+    let v = dir.join("mirror/4081.2.0");
+    std::fs::create_dir_all(&v).unwrap_or_else(|e| panic!("{e}"));
+    for f in [
+        "flatcar_production_pxe.vmlinuz",
+        "flatcar_production_pxe_image.cpio.gz",
+        "flatcar_production_image.bin.bz2",
+        "version.txt",
+    ] {
+        std::fs::write(v.join(f), f).unwrap_or_else(|e| panic!("{e}"));
+    }
 }

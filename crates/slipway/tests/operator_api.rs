@@ -35,7 +35,7 @@ impl Drop for Serve {
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("slipway-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    fill_mirror(&dir);
     std::fs::write(dir.join("cluster.yaml"), CLUSTER).unwrap_or_else(|e| panic!("{e}"));
     dir
 }
@@ -294,4 +294,18 @@ fn beyond_loopback_the_api_speaks_tls() {
     let (code, out) = slipway(&dir, &["--api", &api, "status", file], &[]);
     assert_ne!(code, 0, "an unknown issuer is refused: {out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OS files `serve` refuses to start without, with placeholder contents.
+fn fill_mirror(dir: &std::path::Path) {
+    let v = dir.join("mirror/4081.2.0");
+    std::fs::create_dir_all(&v).unwrap_or_else(|e| panic!("{e}"));
+    for f in [
+        "flatcar_production_pxe.vmlinuz",
+        "flatcar_production_pxe_image.cpio.gz",
+        "flatcar_production_image.bin.bz2",
+        "version.txt",
+    ] {
+        std::fs::write(v.join(f), f).unwrap_or_else(|e| panic!("{e}"));
+    }
 }

@@ -61,7 +61,7 @@ fn url(found: &std::collections::HashMap<String, String>, service: &str) -> Stri
 fn serve_hands_each_machine_its_own_secrets_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("slipway-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("mirror/4081.2.0")).unwrap_or_else(|e| panic!("{e}"));
+    fill_mirror(&dir);
     std::fs::write(
         dir.join("mirror/4081.2.0/flatcar_production_image.bin.bz2"),
         b"image",
@@ -293,7 +293,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn the_install_window_closes() {
     let dir = std::env::temp_dir().join(format!("slipway-window-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    fill_mirror(&dir);
     let file = dir.join("cluster.yaml");
     std::fs::write(
         &file,
@@ -371,7 +371,7 @@ fn the_install_window_closes() {
 fn a_reload_changes_the_dns_limits() {
     let dir = std::env::temp_dir().join(format!("slipway-dnsacl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("mirror")).unwrap_or_else(|e| panic!("{e}"));
+    fill_mirror(&dir);
     let file = dir.join("cluster.yaml");
     let limited = |n: u32| {
         CLUSTER.replace(
@@ -459,4 +459,18 @@ fn a_reload_changes_the_dns_limits() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OS files `serve` refuses to start without, with placeholder contents.
+fn fill_mirror(dir: &std::path::Path) {
+    let v = dir.join("mirror/4081.2.0");
+    std::fs::create_dir_all(&v).unwrap_or_else(|e| panic!("{e}"));
+    for f in [
+        "flatcar_production_pxe.vmlinuz",
+        "flatcar_production_pxe_image.cpio.gz",
+        "flatcar_production_image.bin.bz2",
+        "version.txt",
+    ] {
+        std::fs::write(v.join(f), f).unwrap_or_else(|e| panic!("{e}"));
+    }
 }

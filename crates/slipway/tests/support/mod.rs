@@ -67,6 +67,17 @@ impl Lab {
         let dir = std::env::temp_dir().join(format!("slipway-lab-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        // The OS files `serve` refuses to start without (the cluster's `assets: mirror`).
+        let v = dir.join("mirror/4081.2.0");
+        std::fs::create_dir_all(&v).unwrap_or_else(|e| panic!("{e}"));
+        for f in [
+            "flatcar_production_pxe.vmlinuz",
+            "flatcar_production_pxe_image.cpio.gz",
+            "flatcar_production_image.bin.bz2",
+            "version.txt",
+        ] {
+            std::fs::write(v.join(f), f).unwrap_or_else(|e| panic!("{e}"));
+        }
         Lab {
             id,
             lan,

@@ -1,0 +1,150 @@
+//! `slipway mirror`: fill the cluster's asset mirror with what its nodes will ask for,
+//! verified; and `check --assets`: what is missing.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use slipway_cluster::Cluster;
+use slipway_mirror::Part;
+use slipway_mirror::fetch::{self, Options, human};
+
+use crate::EXIT_INVALID;
+use crate::check::{load_valid, write_stdout};
+
+/// `--only`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Only {
+    /// The OS images (kernel, initramfs, disk image, version.txt and signatures).
+    Os,
+    /// The Kubernetes sysext image.
+    Kubernetes,
+}
+
+/// `slipway mirror FILE`.
+pub fn mirror(
+    file: &Path,
+    only: Option<Only>,
+    parallel: usize,
+    dry_run: bool,
+    offline: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(cluster) = load_valid(file, offline)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let only = only.map(|o| match o {
+        Only::Os => Part::Os,
+        Only::Kubernetes => Part::Kubernetes,
+    });
+    if dry_run {
+        let planned = match fetch::dry_run(&cluster, only) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("slipway: mirror: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let mut out = String::new();
+        let mut total = 0;
+        for p in &planned {
+            let size = p.size.map_or_else(|| "size unknown".into(), human);
+            total += p.size.unwrap_or(0);
+            let state = if p.up_to_date {
+                "  (verified, skipped)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "{}\n  -> {}  [{size}]{state}\n",
+                p.url,
+                p.dest.display()
+            ));
+        }
+        out.push_str(&format!(
+            "{} files, {} in all\n",
+            planned.len(),
+            human(total)
+        ));
+        write_stdout(&out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = Options {
+        only,
+        parallel: parallel.max(1),
+        terminal: std::io::stdout().is_terminal(),
+        ..Default::default()
+    };
+    let mut stdout = std::io::stdout();
+    let summary = match fetch::mirror(&cluster, &opts, &mut stdout) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("slipway: mirror: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(v) = &summary.current {
+        write_stdout(&format!(
+            "current is {v} (recorded; delete the record to move on)\n"
+        ))?;
+    }
+    write_stdout(&format!(
+        "{} fetched ({}), {} already verified, {} failed\n",
+        summary.fetched.len(),
+        human(summary.bytes),
+        summary.up_to_date.len(),
+        summary.failures.len()
+    ))?;
+    if summary.failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for f in &summary.failures {
+        eprintln!("slipway: mirror: {}: {}", f.file.display(), f.reason);
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// The lines of `check --assets` (and of serve's refusal): each missing file, the OS
+/// files first. `None` when nothing is missing.
+pub fn missing_report(cluster: &Cluster) -> Option<String> {
+    let (os, rest) = fetch::missing(cluster);
+    if os.is_empty() && rest.is_empty() {
+        return None;
+    }
+    let n = os.len() + rest.len();
+    let mut s = format!(
+        "{n} file{} the machines will ask for {} missing from the asset mirror:\n",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" }
+    );
+    for m in os.iter().chain(&rest) {
+        s.push_str(&format!("  {}\n", m.display()));
+    }
+    Some(s)
+}
+
+/// `check --assets`: what the mirror lacks (after the file checked valid).
+pub fn check_assets(file: &Path, offline: bool) -> anyhow::Result<ExitCode> {
+    let Some(cluster) = load_valid(file, offline)? else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    match missing_report(&cluster) {
+        None => {
+            let what = match &cluster.os.assets {
+                slipway_cluster::AssetSource::Mirror(d) => {
+                    format!("the asset mirror {} holds every file", d.display())
+                }
+                slipway_cluster::AssetSource::Remote(u) => {
+                    format!("the assets are at {u}: nothing for slipway to hold")
+                }
+            };
+            write_stdout(&format!("{}: {what}\n", file.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(r) => {
+            eprint!("{}: {r}", file.display());
+            eprintln!("run `slipway mirror {}`", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
