@@ -488,3 +488,48 @@ fn kubernetes_versions_slipway_cannot_render_are_refused() {
         ["13:12: error: slipway renders Kubernetes 1.27 to 1.35, not v2.0.0"]
     );
 }
+
+#[test]
+fn mirror_keys_are_checked_where_they_are_written() {
+    let edits = [
+        (
+            "  version: 4081.2.0\n",
+            "  version: 4081.2.0\n  mirror:\n    base_url: ftp://mirror.lan/flatcar\n    trusted_keys:\n      - {file: k.asc, fingerprint: 'F88C FEDE'}\n      - {file: k.asc}\n      - {file: k.asc, fingerprint: f88cfedeff29a5b4d9523864e25d9aed0593b34a, size: 1}\n",
+        ),
+        (
+            "  service_subnet: 10.100.0.0/16\n",
+            "  service_subnet: 10.100.0.0/16\n  sysext_url: extensions.lan\n",
+        ),
+    ];
+    assert_eq!(
+        check(&edits),
+        [
+            "13:15: error: `os.mirror.base_url`: `ftp://mirror.lan/flatcar` is not an http:// or https:// URL",
+            "15:36: error: `F88C FEDE` is not an OpenPGP fingerprint",
+            "16:10: error: a trusted key needs `file` and `fingerprint`",
+            "17:78: error: unknown key `size` in `os.mirror.trusted_keys[]`",
+            "21:15: error: `kubernetes.sysext_url`: `extensions.lan` is not an http:// or https:// URL",
+        ]
+    );
+}
+
+#[test]
+fn mirror_keys_complete_to_paths_and_fingerprints() {
+    let text = BASE.replace(
+        "  version: 4081.2.0\n",
+        "  version: 4081.2.0\n  mirror:\n    trusted_keys: [{file: keys/k.asc, fingerprint: 'f88c fede ff29 a5b4 d952  3864 e25d 9aed 0593 b34a'}]\n",
+    );
+    let loaded = load_str("t.yaml", &text, Path::new("/srv"), &NoHost);
+    let c = loaded.valid().expect("valid");
+    assert_eq!(c.os.mirror.base_url, None);
+    assert_eq!(c.os.mirror.trusted_keys.len(), 1);
+    assert_eq!(
+        c.os.mirror.trusted_keys[0].file,
+        Path::new("/srv/keys/k.asc")
+    );
+    assert_eq!(
+        c.os.mirror.trusted_keys[0].fingerprint,
+        "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A"
+    );
+    assert_eq!(c.kubernetes.sysext_url, None);
+}
