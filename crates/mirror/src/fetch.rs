@@ -98,7 +98,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// The keyring and trusted fingerprints of `plan`.
-fn trust(plan: &Plan) -> Result<(Keyring, Vec<String>), SetupError> {
+fn trust(plan: &Plan) -> Result<Keys, SetupError> {
     match &plan.trust {
         Trust::Flatcar => Ok((
             Keyring::from_armored(FLATCAR_KEY)
@@ -297,20 +297,23 @@ impl Manifest {
     }
 }
 
+/// A keyring and the fingerprints trusted in it.
+type Keys = (Keyring, Vec<String>);
+
+/// What a run works from.
+struct Prepared {
+    plan: Plan,
+    dir: PathBuf,
+    keys: Option<Keys>,
+    current: Option<String>,
+}
+
 /// The plan and its trust for `cluster`, with `current` resolved (network, once).
 fn prepare(
     agent: &ureq::Agent,
     cluster: &Cluster,
     only: Option<Part>,
-) -> Result<
-    (
-        Plan,
-        PathBuf,
-        Option<(Keyring, Vec<String>)>,
-        Option<String>,
-    ),
-    SetupError,
-> {
+) -> Result<Prepared, SetupError> {
     let p0 = plan(cluster, None);
     let dir = p0.dir.clone().ok_or_else(|| {
         SetupError(
@@ -331,7 +334,12 @@ fn prepare(
         }
         _ => p0,
     };
-    Ok((p, dir, keys, current))
+    Ok(Prepared {
+        plan: p,
+        dir,
+        keys,
+        current,
+    })
 }
 
 /// `--dry-run`: each file's URL, destination and size (HEAD), without downloading.
@@ -593,7 +601,7 @@ fn download(
 struct Run<'a> {
     agent: ureq::Agent,
     dir: PathBuf,
-    keys: Option<(Keyring, Vec<String>)>,
+    keys: Option<Keys>,
     manifest: Mutex<Manifest>,
     progress: Progress<'a>,
 }
@@ -712,7 +720,12 @@ pub fn mirror(
     out: &mut (dyn Write + Send),
 ) -> Result<Summary, SetupError> {
     let agent = agent();
-    let (plan, dir, keys, current) = prepare(&agent, cluster, opts.only)?;
+    let Prepared {
+        plan,
+        dir,
+        keys,
+        current,
+    } = prepare(&agent, cluster, opts.only)?;
     fs::create_dir_all(&dir).map_err(|e| SetupError(format!("{}: {e}", dir.display())))?;
     let manifest = Manifest::load(&dir);
     let mut summary = Summary {
