@@ -43,13 +43,27 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl Keyring {
-    /// The keys in `armored` (one or more `PUBLIC KEY BLOCK`s, or binary packets).
+    /// The keys in `armored`: one or more `PUBLIC KEY BLOCK`s (each with one or more
+    /// keys, as `gpg --export --armor` writes them, or concatenated files).
     pub fn from_armored(armored: &str) -> Result<Keyring, VerifyError> {
-        let (iter, _) = SignedPublicKey::from_reader_many(armored.as_bytes())
-            .map_err(|e| VerifyError::BadKey(e.to_string()))?;
-        let keys = iter
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+        const BEGIN: &str = "-----BEGIN PGP PUBLIC KEY BLOCK-----";
+        let blocks: Vec<String> = if armored.matches(BEGIN).count() > 1 {
+            armored
+                .split(BEGIN)
+                .filter(|b| b.contains("-----END"))
+                .map(|b| format!("{BEGIN}{b}"))
+                .collect()
+        } else {
+            vec![armored.to_string()]
+        };
+        let mut keys = Vec::new();
+        for block in &blocks {
+            let (iter, _) = SignedPublicKey::from_reader_many(block.as_bytes())
+                .map_err(|e| VerifyError::BadKey(e.to_string()))?;
+            for key in iter {
+                keys.push(key.map_err(|e| VerifyError::BadKey(e.to_string()))?);
+            }
+        }
         if keys.is_empty() {
             return Err(VerifyError::BadKey("no key in it".into()));
         }

@@ -517,3 +517,63 @@ fn a_sysext_digest_mismatch_names_both_sums() {
     assert!(r.contains(&"ab".repeat(32)) && r.contains("got "), "{r}");
     assert!(!w.assets().join("extensions").join(SYSEXT).exists());
 }
+
+/// Flatcar signs with a yearly signing subkey of its primary key: a signature by a
+/// subkey of a trusted primary key verifies (and names the primary's fingerprint);
+/// one keyring file may hold several keys.
+#[test]
+fn a_signing_subkey_of_a_trusted_key_verifies_in_a_keyring_of_several() {
+    use pgp::composed::SubkeyParamsBuilder;
+    let mut sub = SubkeyParamsBuilder::default();
+    sub.key_type(KeyType::Ed25519Legacy)
+        .can_sign(true)
+        .can_encrypt(EncryptionCaps::None)
+        .can_authenticate(false);
+    let mut p = SecretKeyParamsBuilder::default();
+    p.key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(false)
+        .can_encrypt(EncryptionCaps::None)
+        .primary_user_id("Release <r@example.test>".into())
+        .subkeys(vec![sub.build().expect("subkey")]);
+    let key = p
+        .build()
+        .expect("params")
+        .generate(rand::thread_rng())
+        .expect("keygen");
+    let other = keygen();
+    let armored = [&other, &key]
+        .iter()
+        .map(|k| {
+            SignedPublicKey::from((*k).clone())
+                .to_armored_string(Default::default())
+                .expect("armor")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ring = slipway_mirror::verify::Keyring::from_armored(&armored).expect("keyring");
+    assert_eq!(ring.fingerprints().len(), 2);
+    let data = b"flatcar_production_image.bin.bz2 contents";
+    let sig = DetachedSignature::sign_binary_data(
+        rand::thread_rng(),
+        &key.secret_subkeys[0].key,
+        &Password::empty(),
+        HashAlgorithm::Sha256,
+        &data[..],
+    )
+    .expect("sign")
+    .to_bytes()
+    .expect("bytes");
+    let primary = hex(key.primary_key.fingerprint().as_bytes());
+    assert_eq!(
+        ring.verify(std::slice::from_ref(&primary), &sig, &data[..])
+            .expect("verifies"),
+        primary
+    );
+    // Trusting only the other key in the same file: refused.
+    let other_fp = hex(other.primary_key.fingerprint().as_bytes());
+    let err = ring
+        .verify(&[other_fp], &sig, &data[..])
+        .expect_err("not trusted");
+    assert!(err.to_string().contains("not a trusted key"), "{err}");
+}
