@@ -534,9 +534,30 @@ fn os_mirror(m: Option<&crate::spec::MirrorSpec>, base: &Path, d: &mut Diagnosti
             fingerprint,
         });
     }
+    let ipxe = m.ipxe.as_ref().and_then(|p| {
+        let (Some(url), Some(sum)) = (&p.url, &p.sha256) else {
+            d.push(
+                Diagnostic::error(p.span, "`os.mirror.ipxe` needs `url` and `sha256`").with_help(
+                    "the Debian `ipxe` package's URL and the SHA-256 its Packages index lists",
+                ),
+            );
+            return None;
+        };
+        let url = http_url(url, "`os.mirror.ipxe.url`", d);
+        let sha256 = sum.value.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            d.error(
+                sum.span,
+                format!("`{}` is not a SHA-256 (64 hex digits)", sum.value),
+            );
+            return None;
+        }
+        Some(IpxePackage { url, sha256 })
+    });
     OsMirror {
         base_url,
         trusted_keys,
+        ipxe,
     }
 }
 

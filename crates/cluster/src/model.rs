@@ -292,6 +292,19 @@ pub struct OsMirror {
     /// The keys a signature may come from (empty: the vendor's key kept in slipway).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trusted_keys: Vec<TrustedKey>,
+    /// The Debian package the iPXE boot programs are taken from (`None`: the pinned
+    /// Debian bookworm `ipxe` package slipway knows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipxe: Option<IpxePackage>,
+}
+
+/// A Debian package of iPXE's boot programs, pinned by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IpxePackage {
+    /// The `.deb`'s URL.
+    pub url: String,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
 }
 
 /// One trusted OpenPGP key: an armored key file (a keyring; possibly several keys)

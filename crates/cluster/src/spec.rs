@@ -135,6 +135,19 @@ pub struct MirrorSpec {
     pub base_url: S<String>,
     /// Trusted keys.
     pub trusted_keys: Vec<TrustedKeySpec>,
+    /// `os.mirror.ipxe`, when given.
+    pub ipxe: Option<IpxePackageSpec>,
+}
+
+/// `os.mirror.ipxe:` the package the iPXE boot programs come from.
+#[derive(Debug, Default)]
+pub struct IpxePackageSpec {
+    /// The package's URL.
+    pub url: S<String>,
+    /// Its SHA-256.
+    pub sha256: S<String>,
+    /// Where the section is.
+    pub span: Span,
 }
 
 /// One entry of `os.mirror.trusted_keys`.
@@ -328,7 +341,7 @@ pub struct BmcSpec {
 const EVERY_SECTION: &str = "\
 cluster: {}
 network: {dhcp: {}}
-os: {generic: {}, mirror: {trusted_keys: [{}]}}
+os: {generic: {}, mirror: {trusted_keys: [{}], ipxe: {}}}
 kubernetes: {}
 access: {}
 profiles: [{selector: {}, boot_files: {}}]
@@ -699,6 +712,20 @@ fn os(n: &Node, d: &mut Diagnostics) -> OsSpec {
                 kf.finish(d);
                 Some(key)
             });
+        }
+        if let Some(p) = mf.get("ipxe")
+            && let Some(mut pf) = Fields::new(p, "`os.mirror.ipxe`", d)
+        {
+            ms.ipxe = Some(IpxePackageSpec {
+                url: pf
+                    .get("url")
+                    .and_then(|v| string(v, "`os.mirror.ipxe.url`", d)),
+                sha256: pf
+                    .get("sha256")
+                    .and_then(|v| string(v, "`os.mirror.ipxe.sha256`", d)),
+                span: p.span,
+            });
+            pf.finish(d);
         }
         mf.finish(d);
         out.mirror = Some(ms);

@@ -88,8 +88,30 @@ pub struct Planned {
 #[error("{0}")]
 pub struct SetupError(pub String);
 
+/// The roots HTTPS servers are checked against: this machine's CA store (which
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` override), as curl and apt use it, so a site
+/// behind a TLS-inspecting proxy whose CA the machine trusts can mirror; Mozilla's
+/// roots (built in) when the machine has none.
+fn root_certs() -> ureq::tls::RootCerts {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        return ureq::tls::RootCerts::WebPki;
+    }
+    let certs: Vec<ureq::tls::Certificate<'static>> = found
+        .certs
+        .iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    ureq::tls::RootCerts::new_with_certs(&certs)
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(root_certs())
+                .build(),
+        )
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -675,39 +697,79 @@ impl Run<'_> {
                 let sums = get_small(&self.agent, url)?;
                 let expected = sum_for(&String::from_utf8_lossy(&sums), listed)
                     .ok_or_else(|| format!("{url} lists no SHA-256 for {listed}"))?;
-                if dest.is_file()
-                    && let Ok(f) = File::open(&dest)
-                    && sha256(std::io::BufReader::new(f)).ok().as_deref() == Some(expected.as_str())
-                {
-                    self.record(&item.dest, &format!("sha256:{expected}"))?;
-                    self.progress
-                        .say(&format!("{name}: already here, verified (sha256)"));
-                    return Ok(None);
-                }
-                let part = part_of(&dest);
-                let i = self.progress.begin(&name);
-                let got = download(&self.agent, &item.url, &part, &self.progress, i);
-                self.progress.update(i, |s| s.finished = true);
-                let got = got?;
-                let f = File::open(&part).map_err(|e| format!("{}: {e}", part.display()))?;
-                let actual = sha256(std::io::BufReader::new(f))
-                    .map_err(|e| format!("{}: {e}", part.display()))?;
-                if actual != expected {
-                    let _ = fs::remove_file(&part);
-                    return Err(format!(
-                        "SHA-256 mismatch: expected {expected} (from {url}), got {actual}; the download was deleted"
-                    ));
-                }
-                fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-                sync_dir(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-                self.record(&item.dest, &format!("sha256:{expected}"))?;
-                self.progress.say(&format!(
-                    "{name}: {} fetched, verified (sha256)",
-                    human(got)
-                ));
-                Ok(Some(got))
+                self.by_sha256(item, &expected, &format!("from {url}"))
+            }
+            Check::Sha256(expected) => {
+                let got = self.by_sha256(item, expected, "pinned")?;
+                self.unpack(item)?;
+                Ok(got)
             }
         }
+    }
+
+    /// `item` fetched (unless already here) and landed when its SHA-256 is `expected`.
+    fn by_sha256(&self, item: &Item, expected: &str, source: &str) -> Result<Option<u64>, String> {
+        let dest = self.dir.join(&item.dest);
+        let name = item.dest.to_string_lossy().to_string();
+        if dest.is_file()
+            && let Ok(f) = File::open(&dest)
+            && sha256(std::io::BufReader::new(f)).ok().as_deref() == Some(expected)
+        {
+            self.record(&item.dest, &format!("sha256:{expected}"))?;
+            self.progress
+                .say(&format!("{name}: already here, verified (sha256)"));
+            return Ok(None);
+        }
+        let part = part_of(&dest);
+        let i = self.progress.begin(&name);
+        let got = download(&self.agent, &item.url, &part, &self.progress, i);
+        self.progress.update(i, |s| s.finished = true);
+        let got = got?;
+        let f = File::open(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+        let actual =
+            sha256(std::io::BufReader::new(f)).map_err(|e| format!("{}: {e}", part.display()))?;
+        if actual != expected {
+            let _ = fs::remove_file(&part);
+            return Err(format!(
+                "SHA-256 mismatch: expected {expected} ({source}), got {actual}; the download was deleted"
+            ));
+        }
+        fs::rename(&part, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        sync_dir(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        self.record(&item.dest, &format!("sha256:{expected}"))?;
+        self.progress.say(&format!(
+            "{name}: {} fetched, verified (sha256)",
+            human(got)
+        ));
+        Ok(Some(got))
+    }
+
+    /// The members of the verified package `item` written next to it (each atomically)
+    /// and recorded with their own SHA-256.
+    fn unpack(&self, item: &Item) -> Result<(), String> {
+        if item.unpack.is_empty() {
+            return Ok(());
+        }
+        let deb = fs::read(self.dir.join(&item.dest))
+            .map_err(|e| format!("{}: {e}", item.dest.display()))?;
+        let wanted: Vec<&str> = item.unpack.iter().map(|m| m.path.as_str()).collect();
+        let files = crate::deb::members(&deb, &wanted).map_err(|e| e.to_string())?;
+        for (m, bytes) in item.unpack.iter().zip(files) {
+            let dest = self.dir.join(&m.dest);
+            write_atomic(&dest, &bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
+            let sum = sha256(bytes.as_slice()).map_err(|e| e.to_string())?;
+            self.record(
+                &m.dest,
+                &format!("sha256:{sum} from {}", item.dest.display()),
+            )?;
+            self.progress.say(&format!(
+                "{}: {} taken out of {}",
+                m.dest.display(),
+                human(bytes.len() as u64),
+                item.dest.display()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -736,9 +798,10 @@ pub fn mirror(
     for item in plan.only(opts.only) {
         let sig_fresh = match &item.check {
             Check::Signature { dest, .. } => manifest.fresh(&dir, dest),
-            Check::Sha256Sums { .. } => true,
+            Check::Sha256Sums { .. } | Check::Sha256(_) => true,
         };
-        if manifest.fresh(&dir, &item.dest) && sig_fresh {
+        let unpacked = item.unpack.iter().all(|m| manifest.fresh(&dir, &m.dest));
+        if manifest.fresh(&dir, &item.dest) && sig_fresh && unpacked {
             summary.up_to_date.push(item.dest.clone());
         } else {
             queue.push_back(item.clone());
@@ -806,9 +869,9 @@ pub fn mirror(
 }
 
 /// The files a node will ask for that are not in the mirror directory (absolute
-/// paths), in two lists: the OS files themselves (kernel, initramfs, disk image,
-/// `version.txt`: without them no machine installs) and the rest (signatures, the
-/// Kubernetes sysext). Both empty when the assets are a URL or the OS is generic.
+/// paths), in two lists: the files no machine installs without (kernel, initramfs,
+/// disk image, `version.txt`) and the rest (signatures, the update payload, the
+/// Kubernetes sysext, iPXE's boot programs). Both empty when the assets are a URL or the OS is generic.
 pub fn missing(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let p = plan(cluster, None);
     let Some(dir) = &p.dir else {
@@ -821,12 +884,11 @@ pub fn missing(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let mut os = Vec::new();
     let mut rest = Vec::new();
     for item in &p.items {
-        let target = if item.part == Part::Os {
-            &mut os
-        } else {
-            &mut rest
-        };
-        target.extend(absent(&item.dest));
+        let target = if item.required { &mut os } else { &mut rest };
+        if item.unpack.is_empty() {
+            target.extend(absent(&item.dest));
+        }
+        rest.extend(item.unpack.iter().filter_map(|m| absent(&m.dest)));
         if let Check::Signature { dest, .. } = &item.check {
             rest.extend(absent(dest));
         }

@@ -3,7 +3,9 @@
 //!
 //! - [`plan()`] (no I/O): for a cluster, the files its nodes will ask slipway for — the
 //!   OS's PXE kernel and initramfs, its disk image and `version.txt`, each with its
-//!   detached OpenPGP signature; the Kubernetes sysext image with its `SHA256SUMS` —
+//!   detached OpenPGP signature, and the in-place update payload; the Kubernetes sysext
+//!   image with its `SHA256SUMS`; iPXE's boot programs out of a Debian package pinned
+//!   by SHA-256 ([`deb`]) —
 //!   with their upstream URLs and where they land under `os.assets`
 //!   (`<version>/<file>`, `extensions/<name>`), exactly where slipway serves them.
 //! - [`verify`]: OpenPGP detached-signature verification against an armored keyring,
@@ -15,11 +17,12 @@
 //! [`FLATCAR_FINGERPRINT`]); `os.mirror.trusted_keys` replaces it.
 #![deny(missing_docs)]
 
+pub mod deb;
 pub mod fetch;
 pub mod plan;
 pub mod verify;
 
 pub use plan::{
-    Check, FLATCAR_FINGERPRINT, FLATCAR_KEY, FLATCAR_SYSEXT_URL, Item, Part, Plan, Trust,
-    expected_files, plan,
+    BOOT_DIR, Check, DEBIAN_IPXE, FLATCAR_FINGERPRINT, FLATCAR_KEY, FLATCAR_SYSEXT_URL,
+    IPXE_PROGRAMS, Item, Member, Part, Plan, Trust, expected_files, plan, update_payload,
 };

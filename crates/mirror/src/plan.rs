@@ -27,6 +27,8 @@ pub enum Part {
     Os,
     /// The Kubernetes sysext image.
     Kubernetes,
+    /// iPXE's boot programs.
+    Boot,
 }
 
 /// How a downloaded file is verified.
@@ -39,6 +41,8 @@ pub enum Check {
         /// Where it lands, relative to the mirror directory.
         dest: PathBuf,
     },
+    /// A SHA-256 pinned in slipway or in the cluster file (lower-case hex).
+    Sha256(String),
     /// A SHA-256 listed under `name` in the `SHA256SUMS` file at `url`.
     Sha256Sums {
         /// The `SHA256SUMS` URL.
@@ -59,6 +63,20 @@ pub struct Item {
     pub dest: PathBuf,
     /// How it is verified.
     pub check: Check,
+    /// Whether a machine cannot install without it (serve refuses to start when it
+    /// is missing) rather than only losing a feature (a warning).
+    pub required: bool,
+    /// Files taken out of it (a package) once it verified; empty for a plain file.
+    pub unpack: Vec<Member>,
+}
+
+/// A file taken out of a downloaded Debian package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its path in the package's data archive (`usr/lib/ipxe/undionly.kpxe`).
+    pub path: String,
+    /// Where it lands, relative to the mirror directory.
+    pub dest: PathBuf,
 }
 
 /// The keys the OS signatures must come from.
@@ -101,6 +119,24 @@ impl Plan {
     }
 }
 
+/// Debian bookworm's `ipxe` package (1.0.0+git-20190125.36a4c85-5.1), the iPXE build
+/// Debian ships and slipway's CI boots: its URL in Debian's pool and the SHA-256 its
+/// signed `Packages` index lists (`apt-cache show ipxe`). `os.mirror.ipxe` replaces it.
+pub const DEBIAN_IPXE: (&str, &str) = (
+    "https://deb.debian.org/debian/pool/main/i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb",
+    "49dc854857dcfb354292bdc79ce7419e0d72988666723395b2e102d147c3730d",
+);
+
+/// The directory of the mirror the iPXE boot programs land in (`slipway serve` takes
+/// them from there when they are present).
+pub const BOOT_DIR: &str = "ipxe";
+
+/// The boot programs taken from the iPXE package: BIOS PXE (`undionly.kpxe`, chained
+/// from the NIC's own PXE stack) and x86-64 UEFI (`ipxe.efi` with its own drivers,
+/// `snponly.efi` through the firmware's network stack). Debian builds iPXE for x86
+/// only: arm64 machines need an `ipxe.efi` of their own in the boot directory.
+pub const IPXE_PROGRAMS: [&str; 3] = ["undionly.kpxe", "ipxe.efi", "snponly.efi"];
+
 /// The OS files slipway serves for a Flatcar or CoreOS cluster, by name: PXE kernel,
 /// PXE initramfs, the disk image `*-install` writes, and `version.txt`.
 pub fn os_files(distro: Distro) -> Vec<String> {
@@ -115,6 +151,15 @@ pub fn os_files(distro: Distro) -> Vec<String> {
             ]
         }
         Distro::Generic => Vec::new(),
+    }
+}
+
+/// The in-place update payload `update_engine` downloads (served to nodes by the
+/// update endpoint, not at install): Flatcar's and CoreOS's `*_update.gz`.
+pub fn update_payload(distro: Distro) -> Option<String> {
+    match distro {
+        Distro::Flatcar | Distro::Coreos => Some(format!("{}_update.gz", image_prefix(distro))),
+        Distro::Generic => None,
     }
 }
 
@@ -162,9 +207,11 @@ pub fn plan(cluster: &Cluster, current: Option<&str>) -> Plan {
         Trust::Missing
     };
     let mut items = Vec::new();
-    for file in os_files(os.distro) {
+    let required = os_files(os.distro);
+    let update = update_payload(os.distro);
+    for file in required.iter().chain(&update) {
         let url = format!("{os_base}/{upstream_version}/{file}");
-        let dest = PathBuf::from(&os.version).join(&file);
+        let dest = PathBuf::from(&os.version).join(file);
         items.push(Item {
             part: Part::Os,
             check: Check::Signature {
@@ -173,6 +220,8 @@ pub fn plan(cluster: &Cluster, current: Option<&str>) -> Plan {
             },
             url,
             dest,
+            required: required.contains(file),
+            unpack: Vec::new(),
         });
     }
     if os.distro == Distro::Flatcar {
@@ -190,8 +239,29 @@ pub fn plan(cluster: &Cluster, current: Option<&str>) -> Plan {
                 url: format!("{base}/SHA256SUMS"),
                 name,
             },
+            required: false,
+            unpack: Vec::new(),
         });
     }
+    let (url, sha256) = match &os.mirror.ipxe {
+        Some(p) => (p.url.clone(), p.sha256.clone()),
+        None => (DEBIAN_IPXE.0.to_string(), DEBIAN_IPXE.1.to_string()),
+    };
+    let package = url.rsplit('/').next().unwrap_or("ipxe.deb").to_string();
+    items.push(Item {
+        part: Part::Boot,
+        url,
+        dest: PathBuf::from(BOOT_DIR).join(package),
+        check: Check::Sha256(sha256),
+        required: false,
+        unpack: IPXE_PROGRAMS
+            .iter()
+            .map(|p| Member {
+                path: format!("usr/lib/ipxe/{p}"),
+                dest: PathBuf::from(BOOT_DIR).join(p),
+            })
+            .collect(),
+    });
     Plan {
         dir,
         os_base,
@@ -212,7 +282,10 @@ pub fn expected_files(cluster: &Cluster) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for item in &p.items {
-        out.push(item.dest.clone());
+        if item.unpack.is_empty() {
+            out.push(item.dest.clone());
+        }
+        out.extend(item.unpack.iter().map(|m| m.dest.clone()));
         if let Check::Signature { dest, .. } = &item.check {
             out.push(dest.clone());
         }

@@ -169,12 +169,47 @@ fn sign(key: &SignedSecretKey, data: &[u8]) -> Vec<u8> {
 
 const VERSION: &str = "9999.0.0";
 const SYSEXT: &str = "kubernetes-v1.31.2-x86-64.raw";
-const OS_FILES: [&str; 4] = [
+const OS_FILES: [&str; 5] = [
     "flatcar_production_pxe.vmlinuz",
     "flatcar_production_pxe_image.cpio.gz",
     "flatcar_production_image.bin.bz2",
     "version.txt",
+    "flatcar_production_update.gz",
 ];
+/// Files a run lands: the OS files, the sysext, the iPXE package.
+const LANDED: usize = OS_FILES.len() + 2;
+const IPXE_DEB: &str = "ipxe_9.9_all.deb";
+
+/// A Debian package built by Debian's own `dpkg-deb` holding stand-ins for iPXE's
+/// programs (each its name repeated), and its SHA-256.
+fn ipxe_deb(dir: &Path) -> (Vec<u8>, String) {
+    let root = dir.join("ipxe-pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).expect("pkg dir");
+    std::fs::create_dir_all(root.join("usr/lib/ipxe")).expect("pkg dir");
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        "Package: ipxe\nVersion: 9.9\nArchitecture: all\nMaintainer: t <t@x>\nDescription: test\n",
+    )
+    .expect("control");
+    for p in slipway_mirror::IPXE_PROGRAMS {
+        std::fs::write(root.join("usr/lib/ipxe").join(p), p.repeat(1000)).expect("program");
+    }
+    let deb = dir.join(IPXE_DEB);
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["-Zxz", "--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb (Debian's dpkg) runs");
+    assert!(
+        out.status.success(),
+        "dpkg-deb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = read(&deb);
+    let sum = sha256(bytes.as_slice()).expect("sum");
+    (bytes, sum)
+}
 
 /// One test's world: an upstream with a signed release, a key file, a scratch dir.
 struct World {
@@ -182,6 +217,7 @@ struct World {
     key: SignedSecretKey,
     dir: PathBuf,
     contents: HashMap<String, Vec<u8>>,
+    ipxe_sha256: String,
 }
 
 impl World {
@@ -210,11 +246,14 @@ impl World {
             };
             contents.insert(f.to_string(), body);
         }
+        let (deb, ipxe_sha256) = ipxe_deb(&dir);
+        up.put(&format!("/deb/{IPXE_DEB}"), &deb);
         let w = World {
             up,
             key,
             dir,
             contents,
+            ipxe_sha256,
         };
         for f in OS_FILES {
             w.publish(VERSION, f, &w.contents[f]);
@@ -261,6 +300,7 @@ os:
     base_url: {base}
     trusted_keys:
       - {{file: release.asc, fingerprint: '{fp}'}}
+    ipxe: {{url: '{deb}', sha256: {deb_sum}}}
 kubernetes:
   version: v1.31.2
   service_subnet: 10.100.0.0/16
@@ -274,6 +314,8 @@ nodes:
             base = self.up.url("/amd64-usr"),
             fp = self.fingerprint(),
             ext = self.up.url("/ext"),
+            deb = self.up.url(&format!("/deb/{IPXE_DEB}")),
+            deb_sum = self.ipxe_sha256,
         );
         let loaded = load_str("c.yaml", &text, &self.dir, &NoHost);
         loaded
@@ -307,7 +349,7 @@ fn mirrors_a_signed_release_and_a_rerun_fetches_nothing() {
     let c = w.cluster(VERSION);
     let (s, out) = w.run(&c);
     assert!(s.failures.is_empty(), "{:?}\n{out}", s.failures);
-    assert_eq!(s.fetched.len(), 5, "{s:?}");
+    assert_eq!(s.fetched.len(), LANDED, "{s:?}");
     for f in OS_FILES {
         let p = w.assets().join(VERSION).join(f);
         assert_eq!(read(&p), w.contents[f], "{f}");
@@ -316,13 +358,21 @@ fn mirrors_a_signed_release_and_a_rerun_fetches_nothing() {
     }
     assert!(w.assets().join("extensions").join(SYSEXT).is_file());
     assert!(out.contains("verified (openpgp:"), "{out}");
+    // iPXE's programs came out of the package, byte for byte.
+    for p in slipway_mirror::IPXE_PROGRAMS {
+        assert_eq!(
+            read(&w.assets().join("ipxe").join(p)),
+            p.repeat(1000).into_bytes(),
+            "{p}"
+        );
+    }
     // Exactly what a node asks for is there.
     assert_eq!(slipway_mirror::fetch::missing(&c), (vec![], vec![]));
 
     let before = w.up.seen().len();
     let (s, _) = w.run(&c);
     assert!(s.failures.is_empty() && s.fetched.is_empty(), "{s:?}");
-    assert_eq!(s.up_to_date.len(), 5);
+    assert_eq!(s.up_to_date.len(), LANDED);
     assert_eq!(
         w.up.seen().len(),
         before,
@@ -381,7 +431,7 @@ fn a_tampered_byte_is_refused_deleted_and_named() {
         .join("flatcar_production_pxe.vmlinuz");
     assert!(!dest.exists() && !PathBuf::from(format!("{}.part", dest.display())).exists());
     // The others landed.
-    assert_eq!(s.fetched.len(), 4);
+    assert_eq!(s.fetched.len(), LANDED - 1);
 }
 
 #[test]
@@ -576,4 +626,88 @@ fn a_signing_subkey_of_a_trusted_key_verifies_in_a_keyring_of_several() {
         .verify(&[other_fp], &sig, &data[..])
         .expect_err("not trusted");
     assert!(err.to_string().contains("not a trusted key"), "{err}");
+}
+
+#[test]
+fn an_ipxe_package_that_does_not_match_its_pin_is_refused_and_nothing_is_unpacked() {
+    let w = World::new("ipxe-pin");
+    let mut bad = read(&w.dir.join(IPXE_DEB));
+    let n = bad.len() - 10;
+    bad[n] ^= 1;
+    w.up.put(&format!("/deb/{IPXE_DEB}"), &bad);
+    let (s, out) = w.run(&w.cluster(VERSION));
+    assert_eq!(s.failures.len(), 1, "{s:?}\n{out}");
+    let f = &s.failures[0];
+    assert_eq!(f.file, Path::new("ipxe").join(IPXE_DEB));
+    assert!(
+        f.reason.contains(&w.ipxe_sha256),
+        "expected sum named: {}",
+        f.reason
+    );
+    assert!(f.reason.contains("pinned"), "{}", f.reason);
+    assert!(!w.assets().join("ipxe").join("undionly.kpxe").exists());
+    assert!(!w.assets().join("ipxe").join(IPXE_DEB).exists());
+    // A programs file lost later is taken out again without a download.
+    w.up.put(&format!("/deb/{IPXE_DEB}"), &read(&w.dir.join(IPXE_DEB)));
+    let (s, out) = w.run(&w.cluster(VERSION));
+    assert!(s.failures.is_empty(), "{s:?}\n{out}");
+    std::fs::remove_file(w.assets().join("ipxe").join("ipxe.efi")).expect("rm");
+    let before = w.up.seen().len();
+    let (s, out) = w.run(&w.cluster(VERSION));
+    assert!(s.failures.is_empty(), "{s:?}\n{out}");
+    assert_eq!(
+        read(&w.assets().join("ipxe").join("ipxe.efi")),
+        "ipxe.efi".repeat(1000).into_bytes()
+    );
+    assert_eq!(
+        w.up.seen().len(),
+        before,
+        "the package was fetched again: {out}"
+    );
+}
+
+#[test]
+fn debians_real_ipxe_package_matches_the_pin_and_holds_the_programs() {
+    // The pinned default, checked against Debian's own archive (reachable wherever
+    // scripts/test runs: it installs its packages from there).
+    let (url, pinned) = slipway_mirror::DEBIAN_IPXE;
+    let file = url.rsplit('/').next().expect("a file name");
+    let version = file
+        .strip_prefix("ipxe_")
+        .and_then(|v| v.strip_suffix("_all.deb"))
+        .expect("ipxe_<version>_all.deb");
+    let cached = Path::new("/var/cache/apt/archives").join(file);
+    let bytes = if cached.is_file() {
+        read(&cached)
+    } else {
+        let dir = std::env::temp_dir().join(format!("slipway-ipxe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = std::process::Command::new("apt-get")
+            .current_dir(&dir)
+            .args(["download", &format!("ipxe={version}")])
+            .output()
+            .expect("apt-get runs");
+        assert!(
+            out.status.success(),
+            "apt-get download ipxe={version}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let b = read(&dir.join(file));
+        let _ = std::fs::remove_dir_all(&dir);
+        b
+    };
+    assert_eq!(sha256(bytes.as_slice()).expect("sum"), pinned, "{file}");
+    let wanted: Vec<String> = slipway_mirror::IPXE_PROGRAMS
+        .iter()
+        .map(|p| format!("usr/lib/ipxe/{p}"))
+        .collect();
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let got = slipway_mirror::deb::members(&bytes, &wanted).expect("Debian's package unpacks");
+    assert!(
+        got[0].len() > 10_000,
+        "undionly.kpxe is {} bytes",
+        got[0].len()
+    );
+    assert_eq!(&got[1][..2], b"MZ", "ipxe.efi is a PE file");
+    assert_eq!(&got[2][..2], b"MZ", "snponly.efi is a PE file");
 }

@@ -20,6 +20,8 @@ pub enum Only {
     Os,
     /// The Kubernetes sysext image.
     Kubernetes,
+    /// iPXE's boot programs (from a Debian package pinned by SHA-256).
+    Boot,
 }
 
 /// `slipway mirror FILE`.
@@ -36,6 +38,7 @@ pub fn mirror(
     let only = only.map(|o| match o {
         Only::Os => Part::Os,
         Only::Kubernetes => Part::Kubernetes,
+        Only::Boot => Part::Boot,
     });
     if dry_run {
         let planned = match fetch::dry_run(&cluster, only) {
@@ -104,10 +107,28 @@ pub fn mirror(
     Ok(ExitCode::FAILURE)
 }
 
+/// Debian's `ipxe` package's directory: the boot programs when neither `--boot-dir`
+/// nor the mirror names others.
+pub const DEBIAN_BOOT_DIR: &str = "/usr/lib/ipxe";
+
+/// What the asset mirror lacks ([`fetch::missing`]: what no machine installs without,
+/// and the rest), but for the mirror's iPXE programs when Debian's are installed on
+/// this machine (serve then takes those).
+pub fn missing(cluster: &Cluster) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    let (os, mut rest) = fetch::missing(cluster);
+    if Path::new(DEBIAN_BOOT_DIR).join("undionly.kpxe").is_file() {
+        rest.retain(|f| {
+            !f.parent()
+                .is_some_and(|d| d.ends_with(slipway_mirror::BOOT_DIR))
+        });
+    }
+    (os, rest)
+}
+
 /// The lines of `check --assets` (and of serve's refusal): each missing file, the OS
 /// files first. `None` when nothing is missing.
 pub fn missing_report(cluster: &Cluster) -> Option<String> {
-    let (os, rest) = fetch::missing(cluster);
+    let (os, rest) = missing(cluster);
     if os.is_empty() && rest.is_empty() {
         return None;
     }

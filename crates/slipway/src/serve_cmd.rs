@@ -45,9 +45,10 @@ pub struct ListenArgs {
     /// Do not run the DNS server.
     #[arg(long)]
     pub no_dns: bool,
-    /// Where the iPXE boot programs are (Debian's `ipxe` package puts them here).
-    #[arg(long, default_value = "/usr/lib/ipxe")]
-    pub boot_dir: PathBuf,
+    /// Where the iPXE boot programs are. Default: the asset mirror's `ipxe/` when
+    /// `slipway mirror` put them there, else /usr/lib/ipxe (Debian's `ipxe` package).
+    #[arg(long)]
+    pub boot_dir: Option<PathBuf>,
     /// The operator API (authenticated JSON: status, events, re-arm) listens here; it
     /// must be loopback unless --api-tls-cert and --api-tls-key are given.
     #[arg(long, default_value_t = slipway_http::api::DEFAULT_LISTEN)]
@@ -134,6 +135,8 @@ pub fn serve(
         eprintln!("slipway: {refusal}");
         return Ok(ExitCode::FAILURE);
     }
+    let boot_dir_in_use = boot_dir(listen.boot_dir.as_deref(), &cluster);
+    tracing::info!(dir = %boot_dir_in_use.display(), "iPXE boot programs");
     let become_user = crate::privileges::target(listen.user.as_deref())?;
     let api_tls = api_tls(&listen)?;
     match crate::privileges::raise_fd_limit() {
@@ -153,6 +156,7 @@ pub fn serve(
         state_dir: state_dir.to_path_buf(),
         offline,
         tracker: tracker.clone(),
+        boot_dir: boot_dir_in_use,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -200,13 +204,33 @@ fn api_tls(listen: &ListenArgs) -> anyhow::Result<Option<Arc<slipway_http::tls::
     }
 }
 
+use crate::mirror_cmd::DEBIAN_BOOT_DIR;
+
+/// Where the iPXE boot programs come from: `given`, else the mirror's `ipxe/` when
+/// `slipway mirror` filled it (all of its programs there), else Debian's directory.
+pub fn boot_dir(given: Option<&Path>, cluster: &Cluster) -> PathBuf {
+    if let Some(g) = given {
+        return g.to_path_buf();
+    }
+    if let slipway_cluster::AssetSource::Mirror(dir) = &cluster.os.assets {
+        let mirrored = dir.join(slipway_mirror::BOOT_DIR);
+        if slipway_mirror::IPXE_PROGRAMS
+            .iter()
+            .all(|p| mirrored.join(p).is_file())
+        {
+            return mirrored;
+        }
+    }
+    PathBuf::from(DEBIAN_BOOT_DIR)
+}
+
 fn warn_missing_mirror(cluster: &Cluster) {
     if let slipway_cluster::AssetSource::Mirror(dir) = &cluster.os.assets
         && !dir.is_dir()
     {
         tracing::warn!(dir = %dir.display(), "the asset mirror directory does not exist: OS images will 404");
     }
-    let (_, rest) = slipway_mirror::fetch::missing(cluster);
+    let (_, rest) = crate::mirror_cmd::missing(cluster);
     for f in rest {
         tracing::warn!(file = %f.display(), "missing from the asset mirror (run `slipway mirror`): machines asking for it get 404");
     }
@@ -216,7 +240,7 @@ fn warn_missing_mirror(cluster: &Cluster) {
 /// initramfs, disk image, version.txt) is missing from the local mirror. Signatures
 /// and the sysext image only warn ([`warn_missing_mirror`]).
 fn refuse_missing_os(cluster: &Cluster, file: &Path) -> Option<String> {
-    let (os, _) = slipway_mirror::fetch::missing(cluster);
+    let (os, _) = crate::mirror_cmd::missing(cluster);
     if os.is_empty() {
         return None;
     }
@@ -236,13 +260,15 @@ struct Reload {
     state_dir: PathBuf,
     offline: bool,
     tracker: Arc<Tracker>,
+    /// The iPXE boot programs' directory, resolved at start.
+    boot_dir: PathBuf,
 }
 
 impl Reload {
     /// Loads the file again; on success puts it in force everywhere, on failure logs
     /// why and keeps the running configuration.
-    fn apply(&self, services: &slipway_serve::Services, boot_dir: &Path) {
-        match self.load(boot_dir) {
+    fn apply(&self, services: &slipway_serve::Services) {
+        match self.load(&self.boot_dir) {
             Ok(Some(snapshot)) => {
                 warn_missing_mirror(&snapshot.cluster);
                 services.put_in_force(snapshot);
@@ -314,7 +340,7 @@ async fn run(
             cluster: cluster.clone(),
             secrets,
             template: template(&cluster)?,
-            boot_dir: Some(listen.boot_dir.clone()),
+            boot_dir: Some(reload.boot_dir.clone()),
         },
         tracker.clone(),
         admin_token,
@@ -358,7 +384,7 @@ async fn run(
     // TFTP: generated pxelinux/GRUB configs over the boot programs and the mirror.
     if !listen.no_tftp {
         let mirror = live.current().mirror().map(std::path::Path::to_path_buf);
-        let source = slipway_serve::tftp_layers(live.clone(), &listen.boot_dir, mirror.as_deref());
+        let source = slipway_serve::tftp_layers(live.clone(), &reload.boot_dir, mirror.as_deref());
         let addr = listen.tftp_listen.unwrap_or(defaults.tftp);
         let config = slipway_tftp::Config::default();
         // Bind now so a taken port stops the start; the server takes the socket over.
@@ -507,7 +533,7 @@ async fn run(
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading the cluster file");
                 // Loading and PKI work touch the disk: keep them off the reactor threads.
-                tokio::task::block_in_place(|| reload.apply(&services, &listen.boot_dir));
+                tokio::task::block_in_place(|| reload.apply(&services));
             }
             Some(done) = tasks.join_next() => {
                 // A service ended by itself: that is an error (they run until told to stop).
@@ -540,4 +566,48 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod boot_dir_tests {
+    use super::*;
+
+    fn cluster(assets: &Path) -> Cluster {
+        let text = format!(
+            "cluster: {{name: lab, domain: lab.test}}
+network: {{interface: br0, server: 10.99.0.1, subnet: 10.99.0.0/24, gateway: 10.99.0.1}}
+os: {{distro: flatcar, channel: stable, version: 4081.2.0, assets: {}}}
+kubernetes: {{version: v1.31.2, service_subnet: 10.100.0.0/16}}
+access: {{user: core, ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}}
+nodes: [{{mac: '52:54:00:99:00:01', hostname: cp1, ip: 10.99.0.11, roles: [control-plane]}}]
+",
+            assets.display()
+        );
+        let loaded = slipway_cluster::load_str("c.yaml", &text, assets, &slipway_cluster::NoHost);
+        loaded
+            .valid()
+            .cloned()
+            .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics))
+    }
+
+    #[test]
+    fn the_mirrors_boot_programs_are_used_once_all_are_there() {
+        let dir = std::env::temp_dir().join(format!("slipway-bootdir-{}", std::process::id()));
+        let ipxe = dir.join("ipxe");
+        std::fs::create_dir_all(&ipxe).expect("dir");
+        let c = cluster(&dir);
+        assert_eq!(boot_dir(None, &c), PathBuf::from(DEBIAN_BOOT_DIR));
+        for (i, p) in slipway_mirror::IPXE_PROGRAMS.iter().enumerate() {
+            // Not until the last one is there.
+            assert_eq!(boot_dir(None, &c), PathBuf::from(DEBIAN_BOOT_DIR), "{i}");
+            std::fs::write(ipxe.join(p), b"x").expect("program");
+        }
+        assert_eq!(boot_dir(None, &c), ipxe);
+        // --boot-dir wins.
+        assert_eq!(
+            boot_dir(Some(Path::new("/srv/tftp")), &c),
+            PathBuf::from("/srv/tftp")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

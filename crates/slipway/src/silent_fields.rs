@@ -51,6 +51,9 @@ os:
     base_url: https://mirror.lan/flatcar
     trusted_keys:
       - {file: release.asc, fingerprint: F88CFEDEFF29A5B4D9523864E25D9AED0593B34A}
+    ipxe:
+      url: https://deb.lan/ipxe_1_all.deb
+      sha256: 49dc854857dcfb354292bdc79ce7419e0d72988666723395b2e102d147c3730d
 kubernetes:
   version: v1.31.2
   control_plane_endpoint: cp1:6443
@@ -247,6 +250,16 @@ fn cases() -> Vec<Case> {
             "os.mirror.trusted_keys[].fingerprint",
             "fingerprint: F88CFEDEFF29A5B4D9523864E25D9AED0593B34A",
             "fingerprint: 0000000000000000000000000000000000000001",
+        ),
+        differs(
+            "os.mirror.ipxe.url",
+            "url: https://deb.lan/ipxe_1_all.deb",
+            "url: https://deb.lan/ipxe_2_all.deb",
+        ),
+        differs(
+            "os.mirror.ipxe.sha256",
+            "sha256: 49dc854857dcfb354292bdc79ce7419e0d72988666723395b2e102d147c3730d",
+            "sha256: 0000000000000000000000000000000000000000000000000000000000000001",
         ),
         differs(
             "kubernetes.sysext_url",

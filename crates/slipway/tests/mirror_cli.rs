@@ -155,7 +155,9 @@ fn check_assets_lists_what_is_missing_and_serve_refuses() {
     let (code, _, err) = slipway(&dir, &["check", "--assets"]);
     assert_eq!(code, Some(1));
     assert!(
-        err.contains("5 files") && !err.contains("vmlinuz\n"),
+        err.contains("7 files")
+            && err.contains("flatcar_production_update.gz\n")
+            && !err.contains("vmlinuz\n"),
         "{err}"
     );
 }
@@ -188,7 +190,11 @@ fn dry_run_lists_urls_destinations_and_sizes() {
         )),
         "{out}"
     );
-    assert!(out.contains("9 files, 4.0 KiB in all"), "{out}");
+    assert!(
+        out.contains("/pool/main/i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb\n  -> "),
+        "{out}"
+    );
+    assert!(out.contains("12 files, 4.0 KiB in all"), "{out}");
     assert!(
         !dir.join("mirror").exists(),
         "a dry run wrote into the mirror"
