@@ -42,6 +42,10 @@ NEEDED=(
   /usr/lib/grub/x86_64-efi/linux.mod:grub-efi-amd64-bin
   sfdisk:fdisk
   bzip2:bzip2
+  # The mirror tests: an iPXE package built by dpkg-deb, the real-init e2e's stand-in
+  # vendor upstream signed by gpg.
+  dpkg-deb:dpkg
+  gpg:gpg
   # BMCs: OpenIPMI's ipmi_sim with ipmitool as the reference client; sushy-tools'
   # Redfish emulator (PyPI, in a venv made by the BMC tests' install-sushy.sh).
   ipmi_sim:openipmi

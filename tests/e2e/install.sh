@@ -43,9 +43,12 @@ if [ "$TESTOS" = real ]; then
   # (the Kubernetes version of cluster_tail: the sysext slipway's unit downloads)
   log "building the real-init test OS into $W/www/$VERSION (cold: minutes; cached: see README)"
   TB0=$(date +%s.%N)
-  K8S_VERSION=v1.31.2 tests/e2e/realos/build.sh "$W/www" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
+  # It is built into a stand-in vendor upstream ($W/upstream, signed below) and reaches
+  # slipway's asset mirror the way a user's does: through `slipway mirror`.
+  K8S_VERSION=v1.31.2 tests/e2e/realos/build.sh "$W/upstream" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
     { tail -n 30 "$W/logs/testos-build.log" >&2; exit 1; }
   log "real-init test OS built in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $TB0}") s"
+  publish_upstream "$W/upstream" "$VERSION"
 else
   log "building the test OS into $W/www/$VERSION"
   tests/e2e/testos/build.sh "$W/www" "$VERSION" >"$W/logs/testos-build.log" 2>&1 ||
@@ -65,14 +68,29 @@ if [ "$TESTOS" = real ]; then
   # A virtual API endpoint: the control plane gets kube-vip's static pod (checked below).
   sed -i "s|^kubernetes: {version: \([^,]*\), |kubernetes: {version: \1, control_plane_endpoint: '$SUBNET.10:6443', |" "$W/cluster.yaml"
   grep -q "control_plane_endpoint: '$SUBNET.10:6443'" "$W/cluster.yaml" || die "no VIP in the cluster file"
+  # The sysext comes from the stand-in upstream through `slipway mirror` too.
+  sed -i "s|^kubernetes: {version: \([^,]*\), |kubernetes: {version: \1, sysext_url: '$UPSTREAM_URL/extensions', |" "$W/cluster.yaml"
+  grep -q "sysext_url: '$UPSTREAM_URL/extensions'" "$W/cluster.yaml" || die "no sysext_url in the cluster file"
 fi
 check_cluster
+if [ "$TESTOS" = real ]; then
+  TM0=$(date +%s.%N)
+  for part in os kubernetes; do
+    "$SLIPWAY" --offline mirror "$W/cluster.yaml" --only "$part" >"$W/logs/mirror-$part.log" 2>&1 ||
+      { cat "$W/logs/mirror-$part.log" >&2; die "slipway mirror --only $part failed"; }
+  done
+  grep -h "verified" "$W/logs"/mirror-*.log | sed 's/^/  /' >&2
+  log "slipway mirror filled $W/www from the upstream in $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $TM0}") s"
+  "$SLIPWAY" --offline check --assets "$W/cluster.yaml" >"$W/logs/assets.log" 2>&1 ||
+    { cat "$W/logs/assets.log" >&2; die "check --assets: the mirror is incomplete"; }
+fi
 
 # ---------------------------------------------------------------- network + servers
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local status=$?
   set +e
+  [ -n "${UPSTREAM_PID:-}" ] && kill "$UPSTREAM_PID" 2>/dev/null
   stop_vms
   net_down "$status"
 }

@@ -48,6 +48,39 @@ os:
   kernel_args: [console=ttyS0]
   install_timeout: ${INSTALL_TIMEOUT:-10m}
 EOF
+  if [ -n "${UPSTREAM_URL:-}" ]; then
+    cat <<EOF
+  mirror:
+    base_url: $UPSTREAM_URL/amd64-usr
+    trusted_keys: [{file: $W/upstream.asc, fingerprint: $UPSTREAM_FPR}]
+EOF
+  fi
+}
+
+# publish_upstream DIR VERSION: DIR (a build: VERSION/<files>, extensions/<sysext>) laid
+# out and signed like Flatcar's release and sysext servers, with a key made here; served
+# on loopback (UPSTREAM_URL, UPSTREAM_PID, UPSTREAM_FPR). A small signed update payload
+# stands in for flatcar_production_update.gz.
+publish_upstream() {
+  local dir=$1 version=$2 gnupg="$W/gnupg" f port
+  mkdir -p "$gnupg" "$dir/amd64-usr"
+  chmod 700 "$gnupg"
+  mv "$dir/$version" "$dir/amd64-usr/$version"
+  head -c 65536 /dev/urandom > "$dir/amd64-usr/$version/flatcar_production_update.gz"
+  GNUPGHOME=$gnupg gpg --batch --quiet --passphrase '' --quick-gen-key 'e2e upstream <e2e@slipway.test>' rsa2048 sign never
+  UPSTREAM_FPR=$(GNUPGHOME=$gnupg gpg --batch --with-colons --fingerprint | awk -F: '$1=="fpr"{print $10; exit}')
+  GNUPGHOME=$gnupg gpg --batch --armor --export > "$W/upstream.asc"
+  for f in "$dir/amd64-usr/$version"/*; do
+    case "$f" in *.sig|*.sha256) continue ;; esac
+    GNUPGHOME=$gnupg gpg --batch --quiet --yes --detach-sign -o "$f.sig" "$f"
+  done
+  (cd "$dir/extensions" && sha256sum -- *.raw > SHA256SUMS)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  python3 -m http.server --bind 127.0.0.1 --directory "$dir" "$port" >"$W/logs/upstream.log" 2>&1 &
+  UPSTREAM_PID=$!
+  UPSTREAM_URL="http://127.0.0.1:$port"
+  for _ in $(seq 50); do curl -sf -o /dev/null "$UPSTREAM_URL/extensions/SHA256SUMS" && return 0; sleep 0.1; done
+  die "the upstream on $UPSTREAM_URL did not start"
 }
 
 # cluster_tail: the `kubernetes:` and `access:` sections and the `nodes:` key.
