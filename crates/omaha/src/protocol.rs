@@ -196,6 +196,8 @@ pub struct Event {
 /// What an event says about the node's update, in the order an update goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Progress {
+    /// Asked for an update and reported nothing else (see [`App::progress`]).
+    Checking,
     /// Started downloading the payload (event 13, result 1).
     Downloading,
     /// Downloaded the payload (event 14, result 1).
@@ -250,6 +252,21 @@ impl Event {
             }
             _ => None,
         }
+    }
+}
+
+impl App {
+    /// What this app's request says about its progress as a whole: an error if any event
+    /// reports one, else the last event that says something, else
+    /// [`Progress::Checking`] if it asks for an update, else `None` (a ping alone).
+    pub fn progress(&self) -> Option<Progress> {
+        let said: Vec<Progress> = self.events.iter().filter_map(Event::progress).collect();
+        if let Some(error) = said.iter().find(|p| matches!(p, Progress::Error { .. })) {
+            return Some(error.clone());
+        }
+        said.last()
+            .cloned()
+            .or_else(|| self.updatecheck.then_some(Progress::Checking))
     }
 }
 
@@ -594,9 +611,9 @@ fn write_app(out: &mut String, app: &AppResponse) {
         AppStatus::Ok => "ok",
         AppStatus::UnknownApplication => "error-unknownApplication",
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
-        " <app appid=\"{}\" status=\"{status}\">\n",
+        " <app appid=\"{}\" status=\"{status}\">",
         esc(&app.appid)
     );
     if app.ping {

@@ -430,9 +430,9 @@ impl Rollout {
 
     /// A node reported progress (from [`crate::protocol::Event::progress`]). Returns
     /// whether its state changed. Out-of-order reports (a download from a node never
-    /// granted, an install from a complete node) change nothing. [`Progress::Rebooted`]
-    /// changes nothing either: completion is told by the version the node reports to
-    /// [`Rollout::on_check`].
+    /// granted, an install from a complete node) change nothing. [`Progress::Checking`]
+    /// and [`Progress::Rebooted`] change nothing either: completion is told by the
+    /// version the node reports to [`Rollout::on_check`].
     pub fn on_event(&mut self, node: &str, progress: &Progress, now: Secs) -> bool {
         let Some(state) = self.nodes.get_mut(node) else {
             return false;

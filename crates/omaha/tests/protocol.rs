@@ -109,6 +109,36 @@ fn events_map_to_progress() {
 }
 
 #[test]
+fn an_app_sums_up_its_progress() {
+    let app = |name: &str| {
+        protocol::parse_request(&fixture(name))
+            .unwrap()
+            .apps
+            .remove(0)
+    };
+    assert_eq!(app("check.xml").progress(), Some(Progress::Checking));
+    assert_eq!(app("installed.xml").progress(), Some(Progress::Installed));
+    assert!(matches!(
+        app("rollback.xml").progress(),
+        Some(Progress::Error { code: Some(47), .. })
+    ));
+    let body = br#"<request protocol="3.0"><app appid="a"><ping/></app><app appid="b"><event eventtype="3" eventresult="0"/><event eventtype="13" eventresult="1"/></app></request>"#;
+    let request = protocol::parse_request(body).unwrap();
+    assert_eq!(
+        request.apps[0].progress(),
+        None,
+        "a ping alone says nothing"
+    );
+    assert!(
+        matches!(
+            request.apps[1].progress(),
+            Some(Progress::Error { code: None, .. })
+        ),
+        "an error wins over a later event"
+    );
+}
+
+#[test]
 fn a_first_install_reports_previous_version_zero_which_is_no_progress() {
     let body = br#"<request protocol="3.0"><app appid="a" version="1"><updatecheck/><event eventtype="3" eventresult="2" previousversion="0.0.0.0"/></app></request>"#;
     let request = protocol::parse_request(body).unwrap();
