@@ -24,6 +24,7 @@ pub mod grub;
 pub mod ignition;
 pub mod install;
 pub mod ipxe;
+pub mod k8s_upgrade;
 pub mod kubeadm;
 pub mod kubevip;
 pub mod provision;
