@@ -223,10 +223,9 @@ pub fn script(
     let (what, kubeadm) = match action {
         Action::Apply => (
             "the first control plane: kubeadm upgrade apply",
-            format!(
-                "kubeadm upgrade plan \"$to\"\n\
-                 kubeadm upgrade apply --yes --certificate-renewal=false \"$to\"\n"
-            ),
+            "kubeadm upgrade plan \"$to\"\n\
+             kubeadm upgrade apply --yes --certificate-renewal=false \"$to\"\n"
+                .to_string(),
         ),
         Action::ControlPlane => (
             "another control plane: kubeadm upgrade node",
