@@ -24,7 +24,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{ApiError, Shared, not_found, text};
 use types::{
-    ClusterView, ErrorBody, EventView, KubernetesView, MachineList, MachineView, NodeList,
+    BuildView, ClusterView, ErrorBody, EventView, KubernetesView, MachineList, MachineView, NodeList,
     NodeUrls, NodeView, OsView,
 };
 
@@ -63,6 +63,7 @@ pub const SECURITY_SCHEME: &str = "operator_token";
     components(schemas(
         MachineList,
         MachineView,
+        BuildView,
         EventView,
         NodeList,
         NodeView,

@@ -29,6 +29,7 @@ fn machine() -> MachineView {
         firmware: None,
         reason: None,
         last_event: None,
+        installed: None,
         events: None,
     }
 }

@@ -223,6 +223,44 @@ pub struct Machine {
     /// machine boots its disk even if it failed to come up afterwards.
     #[serde(default)]
     pub disk_installed: bool,
+    /// What the cluster file rendered for it when its install config was last served
+    /// in this generation: becomes [`Machine::installed_build`] when `installed` is
+    /// reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_build: Option<Build>,
+    /// What its disk was installed with (`None`: never installed, or installed before
+    /// slipway recorded it). Kept across a re-arm until the next `installed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_build: Option<Build>,
+}
+
+/// What a machine is installed with, as slipway rendered it: the OS version and a
+/// fingerprint of its install configuration (rendered with fixed example secrets, so
+/// that rotating secrets do not change it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    /// The OS version (`os.version`).
+    pub os_version: String,
+    /// SHA-256 (hex) of its install configuration as rendered with example secrets.
+    pub config_sha256: String,
+}
+
+impl Build {
+    /// The build of `os_version` whose install configuration is `parts` (each
+    /// artifact's text; hashed with its length, so that moving text from one to the
+    /// next changes the fingerprint).
+    pub fn of(os_version: &str, parts: &[String]) -> Build {
+        use sha2::Digest;
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        }
+        Build {
+            os_version: os_version.to_string(),
+            config_sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
 }
 
 /// Why a secret-bearing file is not served to a machine ([`Machine::may_serve`]).
@@ -288,6 +326,8 @@ impl Machine {
             install_key: None,
             burned_key: None,
             disk_installed: false,
+            served_build: None,
+            installed_build: None,
         }
     }
 
@@ -441,6 +481,7 @@ impl Machine {
                 self.reason = None;
                 self.retries = 0;
                 self.disk_installed = false;
+                self.served_build = None;
                 self.burn();
             }
             Input::Armed { until } => self.armed_until = Some(*until),
@@ -452,6 +493,9 @@ impl Machine {
                 self.reason = None;
                 self.retries = 0;
                 self.disk_installed = true;
+                // What was served in this generation is what the disk now holds (an
+                // install that fetched nothing recordable leaves it unknown).
+                self.installed_build = self.served_build.clone();
                 self.burn();
             }
             Input::Reported(Report::Ready { .. }) => {
@@ -544,6 +588,40 @@ mod tests {
 
     fn mac() -> MacAddr {
         MacAddr([0x52, 0x54, 0, 0x99, 0, 1])
+    }
+
+    #[test]
+    fn the_build_served_becomes_the_build_installed() {
+        let build = |v: &str| Build {
+            os_version: v.into(),
+            config_sha256: format!("sha-{v}"),
+        };
+        let mut m = Machine::new(mac());
+        m.served_build = Some(build("A"));
+        assert_eq!(m.installed_build, None, "served is not installed yet");
+        m.apply(5, Input::Reported(Report::Installed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.installed_build, Some(build("A")));
+        // A re-arm keeps what the disk holds until the next install reports.
+        m.apply(6, Input::Reinstall).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.served_build, None);
+        assert_eq!(m.installed_build, Some(build("A")));
+        m.served_build = Some(build("B"));
+        m.apply(7, Input::Reported(Report::Failed("disk".into())))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.installed_build, Some(build("A")), "a failure installs nothing");
+        m.apply(8, Input::Reinstall).unwrap_or_else(|e| panic!("{e}"));
+        m.served_build = Some(build("B"));
+        m.apply(9, Input::Reported(Report::Installed))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(m.installed_build, Some(build("B")));
+        // Records written before the field existed read as unknown.
+        let mut old = serde_json::to_value(Machine::new(mac())).unwrap_or_default();
+        if let Some(o) = old.as_object_mut() {
+            o.remove("installed_build");
+        }
+        let back: Machine = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.installed_build, None);
     }
 
     #[test]

@@ -155,6 +155,30 @@ pub fn render_keyed(
     }
 }
 
+/// What decides how `node` is installed, for comparing installs: its install config,
+/// install script and installed config, rendered with [`ExampleSecrets`] and no install
+/// key (real secrets and keys change on every render; they must not make two installs
+/// of the same file look different).
+pub fn install_fingerprint_inputs(
+    cluster: &Cluster,
+    node: &Node,
+    template: Option<&str>,
+) -> Result<Vec<String>, RenderError> {
+    [
+        Artifact::InstallConfig,
+        Artifact::Install,
+        Artifact::Installed,
+    ]
+    .into_iter()
+    .map(
+        |a| match render_keyed(cluster, node, a, &ExampleSecrets, template, None) {
+            Err(RenderError::NotApplicable(_)) => Ok(String::new()),
+            other => other,
+        },
+    )
+    .collect()
+}
+
 fn installed_template(
     cluster: &Cluster,
     node: &Node,

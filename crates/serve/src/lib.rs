@@ -355,6 +355,15 @@ impl Live {
                 tracing::error!(mac = %node.mac, "cannot record a secret served: {e}");
                 return Reply::Error("slipway cannot record this\n".into());
             }
+            // What this install is made of, for `slipway upgrade` to compare later.
+            match build_of(&s.cluster, node, s.template.as_deref()) {
+                Ok(b) => {
+                    if let Err(e) = t.note_served(node.mac, b) {
+                        tracing::error!(mac = %node.mac, "cannot record the build served: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(host = node.hostname, "no build fingerprint: {e}"),
+            }
         }
         tracing::info!(target: "audit", host = node.hostname, mac = %node.mac, peer = %source_ip(peer), what, "secret served");
         s.render(node, a, carried)
@@ -388,6 +397,19 @@ impl Live {
             tracing::error!(mac = %node.mac, "cannot record a refusal: {e}");
         }
     }
+}
+
+/// What `node` is installed with when `cluster` (and the generic profile's `template`)
+/// is served: the OS version and the fingerprint of its install configuration
+/// ([`slipway_render::install_fingerprint_inputs`]). `slipway upgrade` computes the
+/// same from the cluster file and compares it with what each machine recorded.
+pub fn build_of(
+    cluster: &Cluster,
+    node: &Node,
+    template: Option<&str>,
+) -> Result<slipway_lifecycle::Build, slipway_render::RenderError> {
+    let parts = slipway_render::install_fingerprint_inputs(cluster, node, template)?;
+    Ok(slipway_lifecycle::Build::of(&cluster.os.version, &parts))
 }
 
 /// The DNS server's limits: queries answered only from loopback, the cluster's subnet

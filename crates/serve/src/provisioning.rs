@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use slipway_cluster::{Cluster, ConfigFormat, MacAddr, Node};
 use slipway_http::api::types::{
-    ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList, NodeUrls, NodeView,
+    BuildView, ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList, NodeUrls, NodeView,
     OsView,
 };
 use slipway_http::{ApiError, CloudConfigFile, ConfigFile, Provisioning, Reply, ReportEvent};
@@ -271,6 +271,12 @@ fn machine_view(n: &Node, m: Option<&Machine>, events: bool) -> MachineView {
         firmware: m.and_then(|m| m.firmware.clone()),
         reason: m.and_then(|m| m.reason.clone()),
         last_event: m.and_then(|m| m.last_event()).map(event_view),
+        installed: m
+            .and_then(|m| m.installed_build.as_ref())
+            .map(|b| BuildView {
+                os_version: b.os_version.clone(),
+                config_sha256: b.config_sha256.clone(),
+            }),
         events: events.then(|| {
             m.map(|m| m.events.iter().map(event_view).collect())
                 .unwrap_or_default()

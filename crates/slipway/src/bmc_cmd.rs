@@ -222,7 +222,8 @@ fn each<T: Send>(
         .collect()
 }
 
-fn base_dir(file: &Path) -> &Path {
+/// The directory the cluster file's relative paths (BMC password files, CAs) start from.
+pub fn base_dir(file: &Path) -> &Path {
     file.parent().unwrap_or(Path::new("."))
 }
 
@@ -350,6 +351,26 @@ pub fn pxe_and_cycle(
     })
 }
 
+/// The firmware interface `mode` asks for.
+pub fn boot_mode(mode: Option<ModeArg>) -> Option<BootMode> {
+    mode.map(|m| match m {
+        ModeArg::Bios => BootMode::Bios,
+        ModeArg::Uefi => BootMode::Uefi,
+    })
+}
+
+/// Puts `node` into its (re-armed) installer through its BMC: connects, PXE once,
+/// power off and on ([`pxe_and_cycle`]); says what was done. Shared by `provision` and
+/// `upgrade`.
+pub fn kick_installer(
+    node: &Node,
+    base_dir: &Path,
+    mode: Option<BootMode>,
+) -> anyhow::Result<&'static str> {
+    let mut bmc = connect(node, base_dir)?;
+    Ok(pxe_and_cycle(bmc.as_mut(), mode)?)
+}
+
 /// `slipway provision FILE NODE...|--all`: re-arm the install, PXE on next boot, power
 /// cycle, then follow each machine's lifecycle to `ready` (or `failed`, or `timeout`).
 pub fn provision(
@@ -367,18 +388,14 @@ pub fn provision(
     let nodes: Vec<&Node> = chosen.iter().collect();
     let client = machine_cmd::ApiClient::new(api, state_dir)?;
     let dir = base_dir(file);
-    let mode = mode.map(|m| match m {
-        ModeArg::Bios => BootMode::Bios,
-        ModeArg::Uefi => BootMode::Uefi,
-    });
+    let mode = boot_mode(mode);
     let started = Instant::now();
     // 1. Re-arm and power-cycle every machine (bounded concurrency).
     let kicked = each(&nodes, targets.parallel, |n| {
         let generation = client
             .rearm(&n.hostname)?
             .map_err(|why| anyhow!("re-arm refused: {why}"))?;
-        let mut bmc = connect(n, dir)?;
-        let what = pxe_and_cycle(bmc.as_mut(), mode)?;
+        let what = kick_installer(n, dir, mode)?;
         println!(
             "{:<16} re-armed (generation {generation}), {what}",
             n.hostname

@@ -158,6 +158,11 @@ impl ApiClient {
         Ok(Ok(u64::from(generation)))
     }
 
+    /// The cluster as the running server serves it.
+    pub fn cluster(&self) -> anyhow::Result<slipway_http::api::types::ClusterView> {
+        self.get("/api/v1/cluster")
+    }
+
     /// The machines as the API lists them.
     pub fn machines(&self) -> anyhow::Result<Vec<MachineView>> {
         let v: MachineList = self.get("/api/v1/machines")?;

@@ -12,6 +12,8 @@ mod machine_cmd;
 mod mirror_cmd;
 mod pki_cmd;
 mod privileges;
+mod reimage;
+mod reimage_cmd;
 mod render_cmd;
 mod serve_cmd;
 #[cfg(test)]
@@ -193,6 +195,46 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// Rolling re-image: every ready node whose install (OS version, install config)
+    /// differs from what the file renders now is re-installed through its BMC, control
+    /// planes one at a time, then workers in waves; a failure halts; a re-run resumes.
+    Upgrade {
+        /// The cluster file.
+        file: PathBuf,
+        /// Most workers re-imaged at once (control planes always go alone).
+        #[arg(long, default_value_t = 1)]
+        max_unavailable: usize,
+        /// Print the plan (which nodes, why, in which waves) and change nothing.
+        #[arg(long, conflicts_with_all = ["status", "abandon"])]
+        dry_run: bool,
+        /// Print the stored plan and each node's progress.
+        #[arg(long, conflicts_with = "abandon")]
+        status: bool,
+        /// Forget the stored plan (no machine is touched).
+        #[arg(long)]
+        abandon: bool,
+        /// Also re-image nodes installed before slipway recorded what they run.
+        #[arg(long)]
+        include_unknown: bool,
+        /// Run before each node is re-armed (e.g. a drain), with its hostname as the
+        /// last argument and SLIPWAY_NODE, SLIPWAY_NODE_IP, SLIPWAY_ROLE set; non-zero
+        /// halts.
+        #[arg(long)]
+        pre_hook: Option<String>,
+        /// Run once each node is ready again (e.g. an uncordon), as --pre-hook.
+        #[arg(long)]
+        post_hook: Option<String>,
+        /// Kill a hook after this many seconds (it then counts as failed).
+        #[arg(long, default_value_t = 600)]
+        hook_timeout: u64,
+        /// Give up on (and halt at) a node not ready this many seconds after its
+        /// power cycle.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Ask for this firmware interface for the PXE boot.
+        #[arg(long, value_enum)]
+        mode: Option<bmc_cmd::ModeArg>,
+    },
     /// The lab on this machine: QEMU VMs (BIOS and UEFI) PXE-boot through slipway,
     /// install a Flatcar-shaped test OS to disk, reboot into it and report ready.
     Demo {
@@ -347,6 +389,36 @@ fn main() -> ExitCode {
             &targets.targets(),
             mode,
             std::time::Duration::from_secs(timeout),
+            &cli.state_dir,
+            &cli.api,
+            cli.offline,
+        ),
+        Command::Upgrade {
+            file,
+            max_unavailable,
+            dry_run,
+            status,
+            abandon,
+            include_unknown,
+            pre_hook,
+            post_hook,
+            hook_timeout,
+            timeout,
+            mode,
+        } => reimage_cmd::upgrade(
+            &file,
+            &reimage_cmd::Options {
+                max_unavailable,
+                dry_run,
+                status,
+                abandon,
+                include_unknown,
+                pre_hook,
+                post_hook,
+                hook_timeout: std::time::Duration::from_secs(hook_timeout),
+                timeout: std::time::Duration::from_secs(timeout),
+                mode,
+            },
             &cli.state_dir,
             &cli.api,
             cli.offline,

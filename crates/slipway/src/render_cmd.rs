@@ -58,7 +58,7 @@ fn artifact(which: Which, cluster: &Cluster) -> Result<Artifact, String> {
 }
 
 /// The generic OS's config template, when the cluster names one.
-fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
+pub(crate) fn template(cluster: &Cluster) -> anyhow::Result<Option<String>> {
     let Some(path) = cluster
         .os
         .generic

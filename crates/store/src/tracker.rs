@@ -30,6 +30,8 @@ struct Fingerprint {
     install_key: Option<String>,
     burned_key: Option<String>,
     disk_installed: bool,
+    served_build: Option<slipway_lifecycle::Build>,
+    installed_build: Option<slipway_lifecycle::Build>,
 }
 
 impl Fingerprint {
@@ -47,6 +49,8 @@ impl Fingerprint {
             install_key: m.install_key.clone(),
             burned_key: m.burned_key.clone(),
             disk_installed: m.disk_installed,
+            served_build: m.served_build.clone(),
+            installed_build: m.installed_build.clone(),
         }
     }
 }
@@ -264,6 +268,26 @@ impl Tracker {
             self.store.put_machine(&m).map_err(ReportError::Store)?;
             all.insert(mac, m);
             Ok(key)
+        })
+    }
+
+    /// Notes what `mac`'s install config was rendered from as it is served
+    /// ([`Machine::served_build`]), stored when it changed; its `installed` report makes
+    /// it the build installed.
+    pub fn note_served(
+        &self,
+        mac: MacAddr,
+        build: slipway_lifecycle::Build,
+    ) -> Result<(), StoreError> {
+        self.with(|all| {
+            let mut m = all.get(&mac).cloned().unwrap_or_else(|| Machine::new(mac));
+            if m.served_build.as_ref() == Some(&build) {
+                return Ok(());
+            }
+            m.served_build = Some(build);
+            self.store.put_machine(&m)?;
+            all.insert(mac, m);
+            Ok(())
         })
     }
 

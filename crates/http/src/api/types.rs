@@ -43,6 +43,21 @@ pub struct MachineView {
     /// Every event, oldest first: only in `GET /api/v1/machines/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventView>>,
+    /// What its disk was installed with, when slipway recorded it (absent: never
+    /// installed, or installed before slipway recorded builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<BuildView>,
+}
+
+/// What a machine was installed with: the OS version and the SHA-256 of its install
+/// configuration rendered with example secrets (`slipway upgrade` compares it with
+/// what the cluster file renders now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BuildView {
+    /// The OS version.
+    pub os_version: String,
+    /// SHA-256 (hex) of the install configuration, rendered with example secrets.
+    pub config_sha256: String,
 }
 
 /// Something that happened to a machine, and the state change it caused.
