@@ -870,12 +870,12 @@ mod tests {
         let mut plan = Plan::new("c", &fleet(), 1, false, 0);
         let mut sim = Sim::new(&plan);
         // Crash right after the re-arm was sent but before its outcome was stored.
-        let Next::Act(a) = plan.next(&sim.seen, 1, 600) else {
+        let Next::Act(a) = plan.next(&sim.seen, 1001, 600) else {
             panic!("pre-hook first")
         };
         assert_eq!(a, [("cp1".to_string(), Action::PreHook)]);
-        plan.record("cp1", Outcome::Ok, 1);
-        let Next::Act(a) = plan.next(&sim.seen, 2, 600) else {
+        plan.record("cp1", Outcome::Ok, 1001);
+        let Next::Act(a) = plan.next(&sim.seen, 1002, 600) else {
             panic!("re-arm")
         };
         assert_eq!(a, [("cp1".to_string(), Action::Rearm)]);
@@ -884,7 +884,7 @@ mod tests {
         let mut resumed: Plan = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
         // The re-arm happened: not re-armed again, power-cycled.
         assert_eq!(
-            resumed.next(&sim.seen, 3, 600),
+            resumed.next(&sim.seen, 1003, 600),
             Next::Act(vec![("cp1".to_string(), Action::Cycle)])
         );
         // Crash after the power cycle, before it was stored; the machine started to boot.
@@ -892,7 +892,7 @@ mod tests {
         sim.tick();
         let stored = serde_json::to_string(&resumed).unwrap_or_default();
         let mut again: Plan = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again.next(&sim.seen, 4, 600), Next::Wait, "followed, not cycled again");
+        assert_eq!(again.next(&sim.seen, 1004, 600), Next::Wait, "followed, not cycled again");
         assert_eq!(sim.run(&mut again, 500), Next::Finished);
         assert_eq!(sim.seen["cp1"].generation, 2, "re-armed once");
     }

@@ -518,13 +518,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let out = dir.join("out");
         let cmd = format!(
-            "printf '%s %s %s %s' \"$SLIPWAY_NODE\" \"$SLIPWAY_NODE_IP\" \"$SLIPWAY_ROLE\" > {} && echo",
+            "f() {{ printf '%s %s %s %s' \"$SLIPWAY_NODE\" \"$SLIPWAY_NODE_IP\" \"$SLIPWAY_ROLE\" \"$1\" > {}; }}; f",
             out.display()
         );
         run_hook(&cmd, &step(), Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(
             std::fs::read_to_string(&out).unwrap_or_default(),
-            "w1 10.0.0.21 worker"
+            "w1 10.0.0.21 worker w1",
+            "the environment, and the hostname as the last argument"
         );
         let e = run_hook("exit 3;", &step(), Duration::from_secs(10))
             .err()
