@@ -24,8 +24,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{ApiError, Shared, not_found, text};
 use types::{
-    BuildView, ClusterView, ErrorBody, EventView, KubernetesView, MachineList, MachineView, NodeList,
-    NodeUrls, NodeView, OsView,
+    BuildView, ClusterView, ErrorBody, EventView, KubernetesView, MachineList, MachineView,
+    NodeList, NodeUrls, NodeView, OsView,
 };
 
 /// The port the operator API listens on by default, on loopback

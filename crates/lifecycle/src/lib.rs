@@ -603,14 +603,20 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.installed_build, Some(build("A")));
         // A re-arm keeps what the disk holds until the next install reports.
-        m.apply(6, Input::Reinstall).unwrap_or_else(|e| panic!("{e}"));
+        m.apply(6, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.served_build, None);
         assert_eq!(m.installed_build, Some(build("A")));
         m.served_build = Some(build("B"));
         m.apply(7, Input::Reported(Report::Failed("disk".into())))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(m.installed_build, Some(build("A")), "a failure installs nothing");
-        m.apply(8, Input::Reinstall).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            m.installed_build,
+            Some(build("A")),
+            "a failure installs nothing"
+        );
+        m.apply(8, Input::Reinstall)
+            .unwrap_or_else(|e| panic!("{e}"));
         m.served_build = Some(build("B"));
         m.apply(9, Input::Reported(Report::Installed))
             .unwrap_or_else(|e| panic!("{e}"));

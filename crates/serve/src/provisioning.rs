@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use slipway_cluster::{Cluster, ConfigFormat, MacAddr, Node};
 use slipway_http::api::types::{
-    BuildView, ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList, NodeUrls, NodeView,
-    OsView,
+    BuildView, ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList,
+    NodeUrls, NodeView, OsView,
 };
 use slipway_http::{ApiError, CloudConfigFile, ConfigFile, Provisioning, Reply, ReportEvent};
 use slipway_lifecycle::{Event, Input, Machine, Report};

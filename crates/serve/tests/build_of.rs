@@ -43,6 +43,9 @@ fn the_fingerprint_is_stable_and_sensitive() {
         let k = slipway_serve::build_of(&rekeyed, &rekeyed.nodes[0], None)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(k.os_version, a.os_version);
-        assert_ne!(k.config_sha256, a.config_sha256, "{format}: ssh keys changed");
+        assert_ne!(
+            k.config_sha256, a.config_sha256,
+            "{format}: ssh keys changed"
+        );
     }
 }

@@ -83,7 +83,9 @@ pub const UNKNOWN: &str = "unknown: installed before slipway recorded it";
 /// node is re-imaged (one still installing or failed is `slipway provision`'s).
 pub fn decide(c: &Candidate, include_unknown: bool) -> Decision {
     let why = match &c.installed {
-        Installed::No => return Decision::Skip("not installed (slipway provision installs it)".into()),
+        Installed::No => {
+            return Decision::Skip("not installed (slipway provision installs it)".into());
+        }
         Installed::Unrecorded if !include_unknown => {
             return Decision::Skip(format!("{UNKNOWN} (--include-unknown re-images it)"));
         }
@@ -795,7 +797,11 @@ mod tests {
             }
             assert_eq!(sim.most_down(), max.min(3), "waves are filled");
             // Each node went through installed to ready at a new generation.
-            assert!(sim.seen.values().all(|m| m.generation == 2 && m.state == "ready"));
+            assert!(
+                sim.seen
+                    .values()
+                    .all(|m| m.generation == 2 && m.state == "ready")
+            );
         }
     }
 
@@ -805,7 +811,10 @@ mod tests {
         let mut sim = Sim::new(&plan);
         sim.broken.push("w1".into());
         let end = sim.run(&mut plan, 500);
-        assert!(matches!(&end, Next::Halted(w) if w.starts_with("w1: install failed")), "{end:?}");
+        assert!(
+            matches!(&end, Next::Halted(w) if w.starts_with("w1: install failed")),
+            "{end:?}"
+        );
         assert_eq!(sim.touched, ["cp1", "cp2", "w1"], "w2 and w3 untouched");
         let phase = |h: &str| {
             plan.steps
@@ -815,7 +824,13 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(
-            [phase("cp1"), phase("cp2"), phase("w1"), phase("w2"), phase("w3")],
+            [
+                phase("cp1"),
+                phase("cp2"),
+                phase("w1"),
+                phase("w2"),
+                phase("w3")
+            ],
             ["done", "done", "FAILED", "pending", "pending"]
         );
         // Halted: asking again changes nothing.
@@ -835,11 +850,17 @@ mod tests {
         let mut sim = Sim::new(&plan);
         sim.bad_hook.push("w1".into());
         let end = sim.run(&mut plan, 500);
-        assert!(matches!(&end, Next::Halted(w) if w.contains("pre-hook exited 1")), "{end:?}");
+        assert!(
+            matches!(&end, Next::Halted(w) if w.contains("pre-hook exited 1")),
+            "{end:?}"
+        );
         // w2 shared w1's wave: drained, then restored (post-hook) and never re-armed.
         assert_eq!(sim.seen["w2"].generation, 1);
         assert_eq!(
-            plan.steps.iter().find(|s| s.hostname == "w2").map(|s| &s.phase),
+            plan.steps
+                .iter()
+                .find(|s| s.hostname == "w2")
+                .map(|s| &s.phase),
             Some(&Phase::Pending)
         );
         assert!(!sim.touched.contains(&"w3".to_string()));
@@ -862,7 +883,9 @@ mod tests {
         }
         assert!(matches!(plan.steps[0].phase, Phase::Installing { .. }));
         assert_eq!(plan.next(&sim.seen, 600, 600), Next::Wait);
-        assert!(matches!(plan.next(&sim.seen, 700, 600), Next::Halted(w) if w.contains("not ready after 600 s")));
+        assert!(
+            matches!(plan.next(&sim.seen, 700, 600), Next::Halted(w) if w.contains("not ready after 600 s"))
+        );
     }
 
     #[test]
@@ -892,7 +915,11 @@ mod tests {
         sim.tick();
         let stored = serde_json::to_string(&resumed).unwrap_or_default();
         let mut again: Plan = serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again.next(&sim.seen, 1004, 600), Next::Wait, "followed, not cycled again");
+        assert_eq!(
+            again.next(&sim.seen, 1004, 600),
+            Next::Wait,
+            "followed, not cycled again"
+        );
         assert_eq!(sim.run(&mut again, 500), Next::Finished);
         assert_eq!(sim.seen["cp1"].generation, 2, "re-armed once");
     }
@@ -901,7 +928,11 @@ mod tests {
     fn the_plan_reads_as_text() {
         let mut c = fleet();
         c.push(cand("w4", Role::Worker, Installed::Unrecorded));
-        c.push(cand("w5", Role::Worker, Installed::Build(build("B", "new"))));
+        c.push(cand(
+            "w5",
+            Role::Worker,
+            Installed::Build(build("B", "new")),
+        ));
         c[1].installed = Installed::Build(build("B", "old"));
         let plan = Plan::new("lab", &c, 2, false, 0);
         let text = plan.render(false);

@@ -192,7 +192,11 @@ pub fn upgrade(
                 print!("{}", p.render(true));
                 println!("  (plan: {})", path.display());
             }
-            None => println!("no rollout of {} (nothing stored at {})", cluster.cluster.name, path.display()),
+            None => println!(
+                "no rollout of {} (nothing stored at {})",
+                cluster.cluster.name,
+                path.display()
+            ),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -548,7 +552,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = plan_path(&dir, "lab/../x");
         assert_eq!(path, dir.join("upgrade").join("lab_.._x.json"));
-        assert!(load_plan(&path).unwrap_or_else(|e| panic!("{e:#}")).is_none());
+        assert!(
+            load_plan(&path)
+                .unwrap_or_else(|e| panic!("{e:#}"))
+                .is_none()
+        );
         let plan = Plan::new("lab", &[], 1, false, 7);
         save_plan(&path, &plan).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(
@@ -556,7 +564,10 @@ mod tests {
             Some(plan)
         );
         std::fs::write(&path, "{").unwrap_or_else(|e| panic!("{e}"));
-        assert!(load_plan(&path).is_err(), "a torn file is an error, not a plan");
+        assert!(
+            load_plan(&path).is_err(),
+            "a torn file is an error, not a plan"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

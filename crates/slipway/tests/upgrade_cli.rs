@@ -123,7 +123,9 @@ fn between<'a>(text: &'a str, start: &str, end: char) -> &'a str {
 fn install_cp1(b: &str) {
     let mac = "52-54-00-99-00-01";
     let own = |url: &str| curl(&["--interface", "127.0.0.11", url]);
-    let (code, script) = own(&format!("{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"));
+    let (code, script) = own(&format!(
+        "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
+    ));
     assert_eq!(code, 200, "{script}");
     let key = between(&script, &format!("/config/{mac}/"), '/').to_string();
     assert_eq!(key.len(), 32, "{script}");
@@ -236,7 +238,10 @@ fn builds_are_recorded_and_compared() {
         std::thread::sleep(Duration::from_millis(200));
         out = slipway(&dir, &s.api, &["upgrade", file, "--dry-run"]).1;
     }
-    assert!(out.contains("cp1              control-plane install config changed"), "{out}");
+    assert!(
+        out.contains("cp1              control-plane install config changed"),
+        "{out}"
+    );
 
     let (code, out) = slipway(&dir, &s.api, &["upgrade", file, "--status"]);
     assert_eq!(code, 0, "{out}");
