@@ -252,6 +252,18 @@ pub enum Action {
     PostHook,
 }
 
+impl Action {
+    /// The name shown in progress lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::PreHook => "pre-hook",
+            Action::Rearm => "re-arm",
+            Action::Cycle => "power cycle",
+            Action::PostHook => "post-hook",
+        }
+    }
+}
+
 /// How an action went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -356,9 +356,11 @@ fn walk(
                 let now = slipway_store::tracker::now();
                 for ((host, action), outcome) in actions.iter().zip(outcomes) {
                     match &outcome {
-                        Outcome::Failed(why) => println!("{host:<16} {action:?} FAILED: {why}"),
+                        Outcome::Failed(why) => {
+                            println!("{host:<16} {} FAILED: {why}", action.name());
+                        }
                         Outcome::Rearmed(g) => println!("{host:<16} re-armed (generation {g})"),
-                        Outcome::Ok => println!("{host:<16} {action:?}: done"),
+                        Outcome::Ok => println!("{host:<16} {}: done", action.name()),
                     }
                     plan.record(host, outcome, now);
                 }
