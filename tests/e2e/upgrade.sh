@@ -5,9 +5,10 @@
 # The machines and BMCs are tests/e2e/provision.sh's (QEMU VMs behind OpenIPMI ipmi_sim
 # BMCs in a network namespace, the busybox Flatcar-shaped test OS, built twice here: A
 # and B). `slipway provision --all` installs A everywhere; the cluster file then says
-# B (SIGHUP to serve), and `slipway upgrade FILE --max-unavailable 1` re-images every
-# node (vm0 the control plane first, then the workers), with a pre-hook and a post-hook
-# that log what they were given.
+# B (SIGHUP to serve), and `slipway upgrade FILE --max-unavailable 1 --include-init-node`
+# re-images every node (vm0 the control plane first, then the workers), with a pre-hook
+# and a post-hook that log what they were given. (vm0 is the `kubeadm init` node, left
+# alone without --include-init-node; the test OS runs no kubeadm.)
 #
 #   tests/e2e/upgrade.sh                 # 4 VMs (vm0 control plane; even BIOS, odd UEFI)
 #   NVMS=3 tests/e2e/upgrade.sh
@@ -197,9 +198,13 @@ check "before the change: nothing to re-image ($(grep -c 'up to date' "$W/logs/d
 write_cluster "$VB"
 kill -HUP "$SLIPWAY_PID"
 for _ in $(seq 100); do
-  slw upgrade "$W/cluster.yaml" --dry-run >"$W/logs/dry-run-B.out" 2>&1 && break
+  slw upgrade "$W/cluster.yaml" --dry-run >"$W/logs/dry-run-default.out" 2>&1 && break
   sleep 0.3
 done
+check "dry run without --include-init-node: vm0 (kubeadm init node) left alone" \
+  grep -q "vm0 .*but it is the \`kubeadm init\` node" "$W/logs/dry-run-default.out"
+# (vm0 runs no kubeadm here: the test OS only reports.)
+slw upgrade "$W/cluster.yaml" --dry-run --include-init-node >"$W/logs/dry-run-B.out" 2>&1 || true
 cat "$W/logs/dry-run-B.out" | sed 's/^/  dry-run| /' >&2
 check "dry run: $NVMS nodes os $VA -> $VB" test "$(grep -c "os $VA -> $VB" "$W/logs/dry-run-B.out")" = "$NVMS"
 check "dry run: vm0 (control plane) alone in wave 1" grep -qzP "wave 1:\n +vm0 +control-plane" "$W/logs/dry-run-B.out"
@@ -221,7 +226,7 @@ RUNS=0
 upgrade() { # run `slipway upgrade` in the background: UPG
   RUNS=$((RUNS + 1))
   ( in_ns timeout --kill-after=10 $((TIMEOUT * NVMS + 120)) "$SLIPWAY" --offline --state-dir "$W/state" \
-      upgrade "$W/cluster.yaml" --max-unavailable 1 --timeout "$TIMEOUT" \
+      upgrade "$W/cluster.yaml" --max-unavailable 1 --include-init-node --timeout "$TIMEOUT" \
       --pre-hook "$W/run/hook pre" --post-hook "$W/run/hook post" --hook-timeout 60 \
       >"$W/logs/upgrade$RUNS.out" 2>&1 </dev/null
   ) &

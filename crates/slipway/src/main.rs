@@ -216,6 +216,10 @@ enum Command {
         /// Also re-image nodes installed before slipway recorded what they run.
         #[arg(long)]
         include_unknown: bool,
+        /// Also re-image the `kubeadm init` node (its fresh install runs `kubeadm init`
+        /// again: a new cluster; left alone by default).
+        #[arg(long)]
+        include_init_node: bool,
         /// Run before each node is re-armed (e.g. a drain), with its hostname as the
         /// last argument and SLIPWAY_NODE, SLIPWAY_NODE_IP, SLIPWAY_ROLE set; non-zero
         /// halts.
@@ -400,6 +404,7 @@ fn main() -> ExitCode {
             status,
             abandon,
             include_unknown,
+            include_init_node,
             pre_hook,
             post_hook,
             hook_timeout,
@@ -412,7 +417,10 @@ fn main() -> ExitCode {
                 dry_run,
                 status,
                 abandon,
-                include_unknown,
+                include: reimage::Include {
+                    unknown: include_unknown,
+                    init_node: include_init_node,
+                },
                 pre_hook,
                 post_hook,
                 hook_timeout: std::time::Duration::from_secs(hook_timeout),

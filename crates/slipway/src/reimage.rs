@@ -58,6 +58,8 @@ pub struct Candidate {
     pub role: Role,
     /// Whether it has a BMC (without one it cannot be power-cycled into the installer).
     pub has_bmc: bool,
+    /// Whether it is the node that runs `kubeadm init`: its re-install runs it again.
+    pub init: bool,
     /// Its lifecycle state now (`ready`, `installed`, ...).
     pub state: String,
     /// What the cluster file renders for it now.
@@ -78,10 +80,22 @@ pub enum Decision {
 /// The text for a node installed before slipway recorded builds.
 pub const UNKNOWN: &str = "unknown: installed before slipway recorded it";
 
+/// Which nodes a plan may include beyond those that plainly differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Include {
+    /// Nodes installed before slipway recorded builds.
+    pub unknown: bool,
+    /// The `kubeadm init` node.
+    pub init_node: bool,
+}
+
 /// Whether `c` is re-imaged: its recorded build differs from what the file renders
-/// now; a node with no recorded build only with `include_unknown`. Only a `ready`
-/// node is re-imaged (one still installing or failed is `slipway provision`'s).
-pub fn decide(c: &Candidate, include_unknown: bool) -> Decision {
+/// now; a node with no recorded build only with `include.unknown`, the `kubeadm init`
+/// node only with `include.init_node` (its fresh install runs `kubeadm init` again).
+/// Only a `ready` node with a BMC is re-imaged (one still installing or failed is
+/// `slipway provision`'s).
+pub fn decide(c: &Candidate, include: Include) -> Decision {
+    let include_unknown = include.unknown;
     let why = match &c.installed {
         Installed::No => {
             return Decision::Skip("not installed (slipway provision installs it)".into());
@@ -104,6 +118,12 @@ pub fn decide(c: &Candidate, include_unknown: bool) -> Decision {
     }
     if !c.has_bmc {
         return Decision::Skip(format!("{why}, but it has no `bmc` to power-cycle it"));
+    }
+    if c.init && !include.init_node {
+        return Decision::Skip(format!(
+            "{why}, but it is the `kubeadm init` node: its fresh install runs `kubeadm init` \
+             again, a new cluster (--include-init-node re-images it anyway)"
+        ));
     }
     Decision::Reimage(why)
 }
@@ -297,7 +317,7 @@ impl Plan {
         cluster: &str,
         candidates: &[Candidate],
         max_unavailable: usize,
-        include_unknown: bool,
+        include: Include,
         now: u64,
     ) -> Plan {
         let max = max_unavailable.max(1);
@@ -305,7 +325,7 @@ impl Plan {
         let mut workers = Vec::new();
         let mut skipped = Vec::new();
         for c in candidates {
-            match decide(c, include_unknown) {
+            match decide(c, include) {
                 Decision::Skip(why) => skipped.push(Skipped {
                     hostname: c.hostname.clone(),
                     why,
@@ -610,6 +630,7 @@ mod tests {
             ip: "10.0.0.1".into(),
             role,
             has_bmc: true,
+            init: false,
             state: "ready".into(),
             want: build("B", "new"),
             installed,
@@ -749,33 +770,62 @@ mod tests {
         }
     }
 
+    const UNKNOWN_TOO: Include = Include {
+        unknown: true,
+        init_node: false,
+    };
+
     #[test]
     fn reasons_and_decisions() {
         let c = cand("w", Role::Worker, old());
-        assert_eq!(decide(&c, false), Decision::Reimage("os A -> B".into()));
+        assert_eq!(
+            decide(&c, Include::default()),
+            Decision::Reimage("os A -> B".into())
+        );
         let c = cand("w", Role::Worker, Installed::Build(build("B", "old")));
         assert_eq!(
-            decide(&c, false),
+            decide(&c, Include::default()),
             Decision::Reimage("install config changed".into())
         );
         let c = cand("w", Role::Worker, Installed::Build(build("B", "new")));
-        assert_eq!(decide(&c, false), Decision::Skip("up to date".into()));
+        assert_eq!(
+            decide(&c, Include::default()),
+            Decision::Skip("up to date".into())
+        );
         let c = cand("w", Role::Worker, Installed::Unrecorded);
-        assert!(matches!(decide(&c, false), Decision::Skip(w) if w.starts_with(UNKNOWN)));
-        assert!(matches!(decide(&c, true), Decision::Reimage(w) if w.starts_with(UNKNOWN)));
+        assert!(
+            matches!(decide(&c, Include::default()), Decision::Skip(w) if w.starts_with(UNKNOWN))
+        );
+        assert!(matches!(decide(&c, UNKNOWN_TOO), Decision::Reimage(w) if w.starts_with(UNKNOWN)));
         let c = cand("w", Role::Worker, Installed::No);
-        assert!(matches!(decide(&c, true), Decision::Skip(w) if w.starts_with("not installed")));
+        assert!(
+            matches!(decide(&c, UNKNOWN_TOO), Decision::Skip(w) if w.starts_with("not installed"))
+        );
         let mut c = cand("w", Role::Worker, old());
         c.has_bmc = false;
-        assert!(matches!(decide(&c, false), Decision::Skip(w) if w.contains("no `bmc`")));
+        assert!(
+            matches!(decide(&c, Include::default()), Decision::Skip(w) if w.contains("no `bmc`"))
+        );
         let mut c = cand("w", Role::Worker, old());
         c.state = "failed".into();
-        assert!(matches!(decide(&c, false), Decision::Skip(w) if w.contains("not ready")));
+        assert!(
+            matches!(decide(&c, Include::default()), Decision::Skip(w) if w.contains("not ready"))
+        );
+        let mut c = cand("cp", Role::ControlPlane, old());
+        c.init = true;
+        assert!(
+            matches!(decide(&c, Include::default()), Decision::Skip(w) if w.contains("`kubeadm init` node"))
+        );
+        let init_too = Include {
+            unknown: false,
+            init_node: true,
+        };
+        assert_eq!(decide(&c, init_too), Decision::Reimage("os A -> B".into()));
     }
 
     #[test]
     fn control_planes_alone_first_then_workers_in_waves() {
-        let plan = Plan::new("c", &fleet(), 2, false, 0);
+        let plan = Plan::new("c", &fleet(), 2, Include::default(), 0);
         let order: Vec<(&str, usize)> = plan
             .steps
             .iter()
@@ -786,7 +836,7 @@ mod tests {
             [("cp1", 0), ("cp2", 1), ("w1", 2), ("w2", 2), ("w3", 3)]
         );
         // max_unavailable 0 means 1.
-        let plan = Plan::new("c", &fleet(), 0, false, 0);
+        let plan = Plan::new("c", &fleet(), 0, Include::default(), 0);
         assert_eq!(plan.max_unavailable, 1);
         assert_eq!(plan.steps.iter().map(|s| s.wave).max(), Some(4));
     }
@@ -794,7 +844,7 @@ mod tests {
     #[test]
     fn the_walk_never_has_more_down_than_allowed() {
         for max in 1..=3 {
-            let mut plan = Plan::new("c", &fleet(), max, false, 0);
+            let mut plan = Plan::new("c", &fleet(), max, Include::default(), 0);
             let mut sim = Sim::new(&plan);
             assert_eq!(sim.run(&mut plan, 500), Next::Finished, "max {max}");
             assert!(plan.finished());
@@ -819,7 +869,7 @@ mod tests {
 
     #[test]
     fn a_failure_halts_and_leaves_the_rest_untouched() {
-        let mut plan = Plan::new("c", &fleet(), 1, false, 0);
+        let mut plan = Plan::new("c", &fleet(), 1, Include::default(), 0);
         let mut sim = Sim::new(&plan);
         sim.broken.push("w1".into());
         let end = sim.run(&mut plan, 500);
@@ -858,7 +908,7 @@ mod tests {
 
     #[test]
     fn a_failed_pre_hook_in_a_wave_restores_its_wave_mates() {
-        let mut plan = Plan::new("c", &fleet(), 2, false, 0);
+        let mut plan = Plan::new("c", &fleet(), 2, Include::default(), 0);
         let mut sim = Sim::new(&plan);
         sim.bad_hook.push("w1".into());
         let end = sim.run(&mut plan, 500);
@@ -880,7 +930,7 @@ mod tests {
 
     #[test]
     fn a_timeout_halts() {
-        let mut plan = Plan::new("c", &fleet(), 1, false, 0);
+        let mut plan = Plan::new("c", &fleet(), 1, Include::default(), 0);
         let seen = all_ready(&plan, 1);
         let mut sim = Sim::new(&plan);
         sim.seen = seen;
@@ -902,7 +952,7 @@ mod tests {
 
     #[test]
     fn a_resumed_plan_follows_nodes_in_flight() {
-        let mut plan = Plan::new("c", &fleet(), 1, false, 0);
+        let mut plan = Plan::new("c", &fleet(), 1, Include::default(), 0);
         let mut sim = Sim::new(&plan);
         // Crash right after the re-arm was sent but before its outcome was stored.
         let Next::Act(a) = plan.next(&sim.seen, 1001, 600) else {
@@ -946,7 +996,7 @@ mod tests {
             Installed::Build(build("B", "new")),
         ));
         c[1].installed = Installed::Build(build("B", "old"));
-        let plan = Plan::new("lab", &c, 2, false, 0);
+        let plan = Plan::new("lab", &c, 2, Include::default(), 0);
         let text = plan.render(false);
         for want in [
             "rolling re-image of lab: 5 node(s) (2 control plane(s) one at a time, then workers at most 2 at a time)",

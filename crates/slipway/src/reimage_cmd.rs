@@ -19,7 +19,9 @@ use crate::EXIT_INVALID;
 use crate::bmc_cmd::{self, ModeArg};
 use crate::check::load_valid;
 use crate::machine_cmd::{ApiArgs, ApiClient};
-use crate::reimage::{Action, Candidate, Installed, Next, Outcome, Plan, Role, Seen};
+use crate::reimage::{
+    Action, Candidate, Include, Installed, Next, Outcome, Phase, Plan, Role, Seen,
+};
 
 /// The knobs of `slipway upgrade`.
 pub struct Options {
@@ -31,8 +33,8 @@ pub struct Options {
     pub status: bool,
     /// Forget a stored plan (nothing else is done).
     pub abandon: bool,
-    /// Re-image nodes installed before slipway recorded builds.
-    pub include_unknown: bool,
+    /// Which nodes the plan may include beyond those that plainly differ.
+    pub include: Include,
     /// Run before a node is re-armed (its hostname as argument).
     pub pre_hook: Option<String>,
     /// Run once a node is ready again.
@@ -136,6 +138,7 @@ fn candidates(
     machines: &[slipway_http::api::types::MachineView],
 ) -> anyhow::Result<Vec<Candidate>> {
     let template = crate::render_cmd::template(cluster)?;
+    let init = slipway_render::kubeadm::init_node(cluster).map(|n| n.mac);
     let mut out = Vec::new();
     for n in &cluster.nodes {
         let want = slipway_serve::build_of(cluster, n, template.as_deref())
@@ -155,6 +158,7 @@ fn candidates(
             ip: n.ip.to_string(),
             role: role_of(n),
             has_bmc: n.bmc.is_some(),
+            init: init == Some(n.mac),
             state,
             want,
             installed,
@@ -211,11 +215,12 @@ pub fn upgrade(
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let machines = client.machines()?;
+    let cands = candidates(&cluster, &machines)?;
     let fresh = Plan::new(
         &cluster.cluster.name,
-        &candidates(&cluster, &machines)?,
+        &cands,
         opts.max_unavailable,
-        opts.include_unknown,
+        opts.include,
         slipway_store::tracker::now(),
     );
     let unfinished = stored.filter(|p| !p.finished());
@@ -239,6 +244,16 @@ pub fn upgrade(
             println!("resuming the rollout stored in {}", path.display());
             if !again.is_empty() {
                 println!("  starting over on: {}", again.join(", "));
+            }
+            for st in p.steps.iter().filter(|st| st.phase != Phase::Done) {
+                if let Some(c) = cands.iter().find(|c| c.hostname == st.hostname)
+                    && c.want != st.target
+                {
+                    println!(
+                        "  note: the file changed since the plan was made; {} gets what it says now (os {})",
+                        st.hostname, c.want.os_version
+                    );
+                }
             }
             if p.max_unavailable != opts.max_unavailable.max(1) {
                 println!(
@@ -559,7 +574,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e:#}"))
                 .is_none()
         );
-        let plan = Plan::new("lab", &[], 1, false, 7);
+        let plan = Plan::new("lab", &[], 1, Include::default(), 7);
         save_plan(&path, &plan).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(
             load_plan(&path).unwrap_or_else(|e| panic!("{e:#}")),

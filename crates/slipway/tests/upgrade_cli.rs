@@ -3,7 +3,8 @@
 //! install-config fingerprint, shown by `status --json`); `upgrade --dry-run` finds it
 //! up to date, then, once the file's `os.version` changes and serve reloads it
 //! (SIGHUP), plans it "os 4081.2.0 -> 4116.0.0"; a change of the install config alone
-//! reads "install config changed"; a node never installed is left alone. Nothing is
+//! reads "install config changed"; a node never installed is left alone, and so is the
+//! `kubeadm init` node without `--include-init-node`. Nothing is
 //! stored by a dry run. (The walk itself, through BMCs and QEMU, is tests/e2e/upgrade.sh.)
 
 use std::io::{BufRead, BufReader};
@@ -118,11 +119,11 @@ fn between<'a>(text: &'a str, start: &str, end: char) -> &'a str {
     &rest[..rest.find(end).unwrap_or(rest.len())]
 }
 
-/// Installs cp1 as a machine does: boot script (with its install key), install config,
-/// install script, installed config, `installed`, then `ready`.
-fn install_cp1(b: &str) {
-    let mac = "52-54-00-99-00-01";
-    let own = |url: &str| curl(&["--interface", "127.0.0.11", url]);
+/// Installs the machine `mac` (dashes) at `ip` as a machine does: boot script (with its
+/// install key), install config, install script, installed config, `installed`, then
+/// `ready`.
+fn install(b: &str, mac: &str, ip: &str) {
+    let own = |url: &str| curl(&["--interface", ip, url]);
     let (code, script) = own(&format!(
         "{b}/ipxe/{mac}.ipxe?buildarch=x86_64&platform=efi"
     ));
@@ -183,7 +184,7 @@ fn builds_are_recorded_and_compared() {
     std::fs::write(&path, cluster("4081.2.0", "")).unwrap_or_else(|e| panic!("{e}"));
     let file = path.to_str().unwrap_or_default();
     let s = serve(&dir);
-    install_cp1(&s.base);
+    install(&s.base, "52-54-00-99-00-01", "127.0.0.11");
 
     // The build is recorded and shown.
     let (code, json) = slipway(&dir, &s.api, &["status", file, "--json"]);
@@ -216,6 +217,17 @@ fn builds_are_recorded_and_compared() {
     assert!(out.contains("reload it first"), "{out}");
     hup(&s);
     let out = dry_run_after_reload(&dir, &s.api, file);
+    assert!(out.contains("of t: 0 node(s)"), "{out}");
+    assert!(
+        out.contains("cp1              os 4081.2.0 -> 4116.0.0, but it is the `kubeadm init` node"),
+        "the init node is left alone by default: {out}"
+    );
+    let (code, out) = slipway(
+        &dir,
+        &s.api,
+        &["upgrade", file, "--dry-run", "--include-init-node"],
+    );
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains("of t: 1 node(s)"), "{out}");
     assert!(
         out.contains("wave 1:\n    cp1              control-plane os 4081.2.0 -> 4116.0.0\n"),
@@ -230,14 +242,12 @@ fn builds_are_recorded_and_compared() {
     // The same version, another install config (an SSH key changed).
     std::fs::write(&path, cluster("4081.2.0", "X")).unwrap_or_else(|e| panic!("{e}"));
     hup(&s);
-    let out = dry_run_after_reload(&dir, &s.api, file);
-    // (The reload may land between two dry runs: wait for the new config's verdict.)
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut out = out;
-    while !out.contains("install config changed") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        out = slipway(&dir, &s.api, &["upgrade", file, "--dry-run"]).1;
-    }
+    dry_run_after_reload(&dir, &s.api, file);
+    let (_, out) = slipway(
+        &dir,
+        &s.api,
+        &["upgrade", file, "--dry-run", "--include-init-node"],
+    );
     assert!(
         out.contains("cp1              control-plane install config changed"),
         "{out}"
