@@ -585,6 +585,15 @@ mod tests {
             load_plan(&path).is_err(),
             "a torn file is an error, not a plan"
         );
+        // One walker at a time.
+        let held = lock(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        let second = lock(&path)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(second.contains("another `slipway upgrade`"), "{second}");
+        drop(held);
+        assert!(lock(&path).is_ok(), "released with its holder");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
