@@ -1374,7 +1374,10 @@ fn image_mirror(k: &crate::spec::KubernetesSpec, d: &mut Diagnostics) -> ImageMi
         if !is_dns_name(key.text.split(':').next().unwrap_or("")) {
             d.error(
                 key.span,
-                format!("`kubernetes.image_sources`: `{}` is not a registry host name", key.text),
+                format!(
+                    "`kubernetes.image_sources`: `{}` is not a registry host name",
+                    key.text
+                ),
             );
         }
         sources.insert(
@@ -1387,7 +1390,11 @@ fn image_mirror(k: &crate::spec::KubernetesSpec, d: &mut Diagnostics) -> ImageMi
             .extra_images
             .first()
             .map(|r| (r.span, "extra_images"))
-            .or_else(|| k.image_sources.first().map(|(key, _)| (key.span, "image_sources")));
+            .or_else(|| {
+                k.image_sources
+                    .first()
+                    .map(|(key, _)| (key.span, "image_sources"))
+            });
         if let Some((span, key)) = first {
             d.push(
                 Diagnostic::error(
@@ -1432,7 +1439,10 @@ pub fn check_image_reference(r: &str) -> Result<(), &'static str> {
 pub fn split_reference(r: &str) -> Option<(&str, &str)> {
     if let Some((name, digest)) = r.split_once('@') {
         let hex = digest.strip_prefix("sha256:")?;
-        let ok = hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        let ok = hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
         return ok.then_some((name, digest));
     }
     let slash = r.rfind('/').unwrap_or(0);
@@ -1440,7 +1450,9 @@ pub fn split_reference(r: &str) -> Option<(&str, &str)> {
     let (name, tag) = (&r[..colon], &r[colon + 1..]);
     let ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
     ok.then_some((name, tag))
 }

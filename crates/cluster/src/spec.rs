@@ -833,7 +833,13 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
                     }
                 }
             }
-            _ => d.error(m.span, format!("`kubernetes.image_sources` must be a mapping of registry: URL, not {}", m.kind())),
+            _ => d.error(
+                m.span,
+                format!(
+                    "`kubernetes.image_sources` must be a mapping of registry: URL, not {}",
+                    m.kind()
+                ),
+            ),
         }
     }
     f.finish(d);

@@ -115,7 +115,9 @@ pub enum Found {
 /// the file system).
 pub fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -127,7 +129,8 @@ pub fn valid_name(name: &str) -> bool {
         && !name.is_empty()
         && name.split('/').all(|c| {
             !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
                 && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
         })
@@ -136,7 +139,9 @@ pub fn valid_name(name: &str) -> bool {
 fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -145,7 +150,9 @@ fn valid_ns(ns: &str) -> bool {
     let (host, port) = ns.split_once(':').unwrap_or((ns, "0"));
     !host.is_empty()
         && host.len() <= 253
-        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
         && port.parse::<u16>().is_ok()
 }
 
@@ -161,23 +168,43 @@ pub fn parse(path: &str) -> Result<Request, RegistryError> {
         return if valid_name(&name) {
             Ok(Request::Tags { name })
         } else {
-            Err(err(400, "NAME_INVALID", format!("invalid repository name `{name}`")))
+            Err(err(
+                400,
+                "NAME_INVALID",
+                format!("invalid repository name `{name}`"),
+            ))
         };
     }
     if parts.len() < 3 {
-        return Err(err(404, "NAME_UNKNOWN", format!("no such endpoint: /v2/{rest}")));
+        return Err(err(
+            404,
+            "NAME_UNKNOWN",
+            format!("no such endpoint: /v2/{rest}"),
+        ));
     }
     let (last, kind) = (parts[parts.len() - 1], parts[parts.len() - 2]);
     let name = parts[..parts.len() - 2].join("/");
     if kind != "manifests" && kind != "blobs" {
-        return Err(err(404, "NAME_UNKNOWN", format!("no such endpoint: /v2/{rest}")));
+        return Err(err(
+            404,
+            "NAME_UNKNOWN",
+            format!("no such endpoint: /v2/{rest}"),
+        ));
     }
     if !valid_name(&name) {
-        return Err(err(400, "NAME_INVALID", format!("invalid repository name `{name}`")));
+        return Err(err(
+            400,
+            "NAME_INVALID",
+            format!("invalid repository name `{name}`"),
+        ));
     }
     if kind == "blobs" {
         if !valid_digest(last) {
-            return Err(err(400, "DIGEST_INVALID", format!("invalid digest `{last}` (sha256:<64 hex> only)")));
+            return Err(err(
+                400,
+                "DIGEST_INVALID",
+                format!("invalid digest `{last}` (sha256:<64 hex> only)"),
+            ));
         }
         return Ok(Request::Blob {
             name,
@@ -186,10 +213,18 @@ pub fn parse(path: &str) -> Result<Request, RegistryError> {
     }
     if last.contains(':') {
         if !valid_digest(last) {
-            return Err(err(400, "DIGEST_INVALID", format!("invalid digest `{last}` (sha256:<64 hex> only)")));
+            return Err(err(
+                400,
+                "DIGEST_INVALID",
+                format!("invalid digest `{last}` (sha256:<64 hex> only)"),
+            ));
         }
     } else if !valid_tag(last) {
-        return Err(err(400, "MANIFEST_INVALID", format!("invalid tag `{last}`")));
+        return Err(err(
+            400,
+            "MANIFEST_INVALID",
+            format!("invalid tag `{last}`"),
+        ));
     }
     Ok(Request::Manifest {
         name,
@@ -237,10 +272,21 @@ fn entries(layout: &Path) -> Result<Vec<Entry>, RegistryError> {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(err(500, "UNKNOWN", format!("reading the image layout: {e}"))),
+        Err(e) => {
+            return Err(err(
+                500,
+                "UNKNOWN",
+                format!("reading the image layout: {e}"),
+            ));
+        }
     };
-    let index: Index = serde_json::from_slice(&bytes)
-        .map_err(|e| err(500, "UNKNOWN", format!("the image layout's index.json: {e}")))?;
+    let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
+        err(
+            500,
+            "UNKNOWN",
+            format!("the image layout's index.json: {e}"),
+        )
+    })?;
     Ok(index
         .manifests
         .into_iter()
@@ -294,7 +340,14 @@ fn of_name<'a>(
 ) -> Result<Vec<&'a Entry>, RegistryError> {
     let found: Vec<&Entry> = all.iter().filter(|e| matches(e, name, ns)).collect();
     if found.is_empty() {
-        return Err(err(404, "NAME_UNKNOWN", format!("repository `{name}` is not mirrored{}", ns.map(|n| format!(" from {n}")).unwrap_or_default())));
+        return Err(err(
+            404,
+            "NAME_UNKNOWN",
+            format!(
+                "repository `{name}` is not mirrored{}",
+                ns.map(|n| format!(" from {n}")).unwrap_or_default()
+            ),
+        ));
     }
     let mut registries: Vec<&str> = found.iter().map(|e| e.registry.as_str()).collect();
     registries.sort_unstable();
@@ -351,7 +404,11 @@ pub fn lookup(layout: &Path, req: &Request, ns: Option<&str>) -> Result<Found, R
             let all = entries(layout)?;
             let mine = of_name(&all, name, ns)?;
             let unknown = || {
-                err(404, "MANIFEST_UNKNOWN", format!("manifest `{reference}` of `{name}` is not mirrored"))
+                err(
+                    404,
+                    "MANIFEST_UNKNOWN",
+                    format!("manifest `{reference}` of `{name}` is not mirrored"),
+                )
             };
             let (digest, media_type) = if valid_digest(reference) {
                 let mut hit = None;
@@ -374,7 +431,8 @@ pub fn lookup(layout: &Path, req: &Request, ns: Option<&str>) -> Result<Found, R
                 }
                 hit.ok_or_else(unknown)?
             } else {
-                let mut tagged: Vec<&&Entry> = mine.iter().filter(|e| &e.reference == reference).collect();
+                let mut tagged: Vec<&&Entry> =
+                    mine.iter().filter(|e| &e.reference == reference).collect();
                 tagged.sort_by(|a, b| a.registry.cmp(&b.registry));
                 let e = tagged.first().ok_or_else(unknown)?;
                 (e.digest.clone(), e.media_type.clone())
@@ -401,7 +459,11 @@ pub fn lookup(layout: &Path, req: &Request, ns: Option<&str>) -> Result<Found, R
             let all = entries(layout)?;
             of_name(&all, name, ns)?;
             if !blob_file(layout, digest).is_file() {
-                return Err(err(404, "BLOB_UNKNOWN", format!("blob {digest} of `{name}` is not mirrored")));
+                return Err(err(
+                    404,
+                    "BLOB_UNKNOWN",
+                    format!("blob {digest} of `{name}` is not mirrored"),
+                ));
             }
             Ok(Found::Blob {
                 rel: format!("blobs/sha256/{}", &digest[7..]),
@@ -413,17 +475,30 @@ pub fn lookup(layout: &Path, req: &Request, ns: Option<&str>) -> Result<Found, R
 
 /// The JSON error response.
 pub fn error_response(e: &RegistryError) -> Response<Body> {
-    let body = serde_json::json!({"errors": [{"code": e.code, "message": e.message, "detail": null}]});
+    let body =
+        serde_json::json!({"errors": [{"code": e.code, "message": e.message, "detail": null}]});
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
-    r.headers_mut()
-        .insert("docker-distribution-api-version", HeaderValue::from_static(API_VERSION));
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
     r
 }
 
 /// Answers `/v2/...` from the layout at `layout` (`None`: no local mirror, so
 /// nothing is mirrored).
-pub async fn route(layout: Option<PathBuf>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response<Body> {
+pub async fn route(
+    layout: Option<PathBuf>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return error_response(&err(405, "UNSUPPORTED", "this registry is read-only"));
     }
@@ -433,7 +508,11 @@ pub async fn route(layout: Option<PathBuf>, method: &Method, uri: &Uri, headers:
         Err(e) => return error_response(&e),
     };
     let Some(layout) = layout else {
-        return error_response(&err(404, "NAME_UNKNOWN", "no image is mirrored (no local asset mirror)"));
+        return error_response(&err(
+            404,
+            "NAME_UNKNOWN",
+            "no image is mirrored (no local asset mirror)",
+        ));
     };
     let ns = crate::machine::query_value(uri, "ns");
     let found = match lookup(&layout, &req, ns.as_deref()) {
@@ -441,14 +520,32 @@ pub async fn route(layout: Option<PathBuf>, method: &Method, uri: &Uri, headers:
         Err(e) => return error_response(&e),
     };
     let mut resp = match found {
-        Found::Base => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+        Found::Base => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
         Found::Tags { name, tags } => {
             let body = serde_json::json!({"name": name, "tags": tags});
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
         }
-        Found::Manifest { path, media_type, digest } => {
+        Found::Manifest {
+            path,
+            media_type,
+            digest,
+        } => {
             let Some(bytes) = read_bounded(&path) else {
-                return error_response(&err(500, "UNKNOWN", format!("cannot read manifest {digest}")));
+                return error_response(&err(
+                    500,
+                    "UNKNOWN",
+                    format!("cannot read manifest {digest}"),
+                ));
             };
             let mut r = Response::new(Body::from(bytes.clone()));
             let h = r.headers_mut();
@@ -468,7 +565,10 @@ pub async fn route(layout: Option<PathBuf>, method: &Method, uri: &Uri, headers:
             let mut r = crate::files::serve_under(&layout, &rel, headers).await;
             if r.status().is_success() {
                 let h = r.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
                 if let Ok(v) = HeaderValue::from_str(&digest) {
                     h.insert("docker-content-digest", v);
                 }
@@ -476,8 +576,10 @@ pub async fn route(layout: Option<PathBuf>, method: &Method, uri: &Uri, headers:
             r
         }
     };
-    resp.headers_mut()
-        .insert("docker-distribution-api-version", HeaderValue::from_static(API_VERSION));
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
     resp
 }
 
@@ -506,14 +608,32 @@ mod tests {
                 digest: d('a')
             })
         );
-        assert_eq!(parse("/pause/blobs/sha256:zz").map_err(|e| e.code), Err("DIGEST_INVALID"));
+        assert_eq!(
+            parse("/pause/blobs/sha256:zz").map_err(|e| e.code),
+            Err("DIGEST_INVALID")
+        );
         assert!(parse("/pause/blobs/sha256:../../x").is_err());
         assert!(parse("/pause/blobs/sha256%3A..%2F..%2Fx").is_err());
-        assert_eq!(parse("/pause/manifests/sha256:abc").map_err(|e| e.code), Err("DIGEST_INVALID"));
-        assert_eq!(parse("/../etc/manifests/x").map_err(|e| e.code), Err("NAME_INVALID"));
-        assert_eq!(parse("/Pause/manifests/x").map_err(|e| e.code), Err("NAME_INVALID"));
-        assert_eq!(parse("/pause/uploads/x").map_err(|e| e.code), Err("NAME_UNKNOWN"));
-        assert_eq!(parse("/a/tags/list"), Ok(Request::Tags { name: "a".into() }));
+        assert_eq!(
+            parse("/pause/manifests/sha256:abc").map_err(|e| e.code),
+            Err("DIGEST_INVALID")
+        );
+        assert_eq!(
+            parse("/../etc/manifests/x").map_err(|e| e.code),
+            Err("NAME_INVALID")
+        );
+        assert_eq!(
+            parse("/Pause/manifests/x").map_err(|e| e.code),
+            Err("NAME_INVALID")
+        );
+        assert_eq!(
+            parse("/pause/uploads/x").map_err(|e| e.code),
+            Err("NAME_UNKNOWN")
+        );
+        assert_eq!(
+            parse("/a/tags/list"),
+            Ok(Request::Tags { name: "a".into() })
+        );
     }
 
     fn layout() -> PathBuf {
@@ -526,7 +646,8 @@ mod tests {
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child, "size": 2,
                            "platform": {"os": "linux", "architecture": "amd64"}}]
         });
-        std::fs::write(blobs.join("a".repeat(64)), index.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(blobs.join("a".repeat(64)), index.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(blobs.join("b".repeat(64)), "{}").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(blobs.join("c".repeat(64)), "{}").unwrap_or_else(|e| panic!("{e}"));
         let top = serde_json::json!({"schemaVersion": 2, "manifests": [
@@ -549,24 +670,56 @@ mod tests {
             reference: r.into(),
         };
         match lookup(&l, &m("pause", "3.10"), Some("registry.k8s.io")) {
-            Ok(Found::Manifest { digest, media_type, .. }) => {
+            Ok(Found::Manifest {
+                digest, media_type, ..
+            }) => {
                 assert_eq!(digest, d('a'));
                 assert_eq!(media_type, "application/vnd.oci.image.index.v1+json");
             }
             other => panic!("{other:?}"),
         }
         // The platform manifest of the index, by digest.
-        assert!(matches!(lookup(&l, &m("pause", &d('c')), Some("registry.k8s.io")), Ok(Found::Manifest { .. })));
+        assert!(matches!(
+            lookup(&l, &m("pause", &d('c')), Some("registry.k8s.io")),
+            Ok(Found::Manifest { .. })
+        ));
         // Not held under another name.
-        assert_eq!(lookup(&l, &m("x/pause", &d('c')), Some("quay.io")).map_err(|e| e.code), Err("MANIFEST_UNKNOWN"));
-        assert_eq!(lookup(&l, &m("pause", "3.10"), Some("quay.io")).map_err(|e| e.code), Err("NAME_UNKNOWN"));
-        assert!(matches!(lookup(&l, &m("registry.k8s.io/pause", "3.10"), None), Ok(Found::Manifest { .. })));
-        assert!(matches!(lookup(&l, &m("pause", "3.10"), None), Ok(Found::Manifest { .. })));
-        assert!(matches!(lookup(&l, &m("library/busybox", "1.36"), Some("docker.io")), Ok(Found::Manifest { .. })));
-        assert_eq!(lookup(&l, &m("pause", "3.9"), None).map_err(|e| e.code), Err("MANIFEST_UNKNOWN"));
-        assert_eq!(lookup(&l, &m("pause", "3.10"), Some("../x")).map_err(|e| e.code), Err("NAME_INVALID"));
-        let b = Request::Blob { name: "pause".into(), digest: d('e') };
-        assert_eq!(lookup(&l, &b, None).map_err(|e| e.code), Err("BLOB_UNKNOWN"));
+        assert_eq!(
+            lookup(&l, &m("x/pause", &d('c')), Some("quay.io")).map_err(|e| e.code),
+            Err("MANIFEST_UNKNOWN")
+        );
+        assert_eq!(
+            lookup(&l, &m("pause", "3.10"), Some("quay.io")).map_err(|e| e.code),
+            Err("NAME_UNKNOWN")
+        );
+        assert!(matches!(
+            lookup(&l, &m("registry.k8s.io/pause", "3.10"), None),
+            Ok(Found::Manifest { .. })
+        ));
+        assert!(matches!(
+            lookup(&l, &m("pause", "3.10"), None),
+            Ok(Found::Manifest { .. })
+        ));
+        assert!(matches!(
+            lookup(&l, &m("library/busybox", "1.36"), Some("docker.io")),
+            Ok(Found::Manifest { .. })
+        ));
+        assert_eq!(
+            lookup(&l, &m("pause", "3.9"), None).map_err(|e| e.code),
+            Err("MANIFEST_UNKNOWN")
+        );
+        assert_eq!(
+            lookup(&l, &m("pause", "3.10"), Some("../x")).map_err(|e| e.code),
+            Err("NAME_INVALID")
+        );
+        let b = Request::Blob {
+            name: "pause".into(),
+            digest: d('e'),
+        };
+        assert_eq!(
+            lookup(&l, &b, None).map_err(|e| e.code),
+            Err("BLOB_UNKNOWN")
+        );
         let _ = std::fs::remove_dir_all(&l);
     }
 }

@@ -154,7 +154,9 @@ impl LayoutIndex {
 
     /// The descriptor recorded for `reference`.
     pub fn find(&self, reference: &str) -> Option<&Descriptor> {
-        self.manifests.iter().find(|d| ref_name(d) == Some(reference))
+        self.manifests
+            .iter()
+            .find(|d| ref_name(d) == Some(reference))
     }
 }
 
@@ -169,7 +171,9 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
 /// Whether `digest` is `sha256:` and 64 lower-case hex digits.
 pub fn valid_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -509,7 +513,12 @@ impl Client {
             .into_with_config()
             .limit(MAX_MANIFEST)
             .read_to_vec()
-            .map_err(|e| format!("{url}: {e} (manifests are read up to {})", human(MAX_MANIFEST)))?;
+            .map_err(|e| {
+                format!(
+                    "{url}: {e} (manifests are read up to {})",
+                    human(MAX_MANIFEST)
+                )
+            })?;
         let digest = digest_of(&body);
         if valid_digest(reference) && reference != digest {
             return Err(format!(
@@ -543,7 +552,9 @@ impl Client {
         if let Ok(mut f) = File::open(&part) {
             let mut buf = vec![0u8; 1 << 16];
             loop {
-                let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", part.display()))?;
+                let n = f
+                    .read(&mut buf)
+                    .map_err(|e| format!("{}: {e}", part.display()))?;
                 if n == 0 {
                     break;
                 }
@@ -632,7 +643,10 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(host, scope))
             .cloned();
-        let mut req = self.agent.get(url).header("Range", format!("bytes={from}-"));
+        let mut req = self
+            .agent
+            .get(url)
+            .header("Range", format!("bytes={from}-"));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -878,7 +892,10 @@ fn pull_one(
             )
         })?;
         if m.size > MAX_MANIFEST {
-            return Err(format!("{}: manifest {} is too large", image.full, m.digest));
+            return Err(format!(
+                "{}: manifest {} is too large",
+                image.full, m.digest
+            ));
         }
         let (bytes, _, digest) = client.manifest(image, &source, &m.digest)?;
         if bytes.len() as u64 != m.size {
@@ -1054,7 +1071,11 @@ fn remote_size(client: &Client, image: &ImageRef, source: &str, arch: &str) -> O
     } else {
         top
     };
-    Some(total + manifest.config.map_or(0, |c| c.size) + manifest.layers.iter().map(|l| l.size).sum::<u64>())
+    Some(
+        total
+            + manifest.config.map_or(0, |c| c.size)
+            + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+    )
 }
 
 /// The images `cluster`'s nodes will pull that the layout lacks (with
@@ -1096,7 +1117,11 @@ mod tests {
         assert_eq!(i.repository, "library/busybox");
         let i = ImageRef::parse("registry.k8s.io/coredns/coredns:v1.11.3").expect("ok");
         assert_eq!(
-            (i.registry.as_str(), i.repository.as_str(), i.reference.as_str()),
+            (
+                i.registry.as_str(),
+                i.repository.as_str(),
+                i.reference.as_str()
+            ),
             ("registry.k8s.io", "coredns/coredns", "v1.11.3")
         );
         assert_eq!(
@@ -1120,6 +1145,9 @@ mod tests {
     #[test]
     fn redirects_resolve() {
         assert_eq!(absolute("http://a:1/v2/x", "/b/c"), "http://a:1/b/c");
-        assert_eq!(absolute("http://a:1/v2/x", "https://cdn/y"), "https://cdn/y");
+        assert_eq!(
+            absolute("http://a:1/v2/x", "https://cdn/y"),
+            "https://cdn/y"
+        );
     }
 }

@@ -89,8 +89,7 @@ fn wait_for(url: &str, what: &str) {
 /// Writes `bytes` as a blob of the OCI layout at `dir`; returns its descriptor.
 fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
     let d = sha(bytes);
-    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), bytes)
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("blobs/sha256").join(&d[7..]), bytes).unwrap_or_else(|e| panic!("{e}"));
     serde_json::json!({"mediaType": media_type, "digest": d, "size": bytes.len()})
 }
 
@@ -192,7 +191,9 @@ fn registry_gets(log: &Path) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("\"GET /v2/") && (l.contains("/manifests/") || l.contains("/blobs/")))
+        .filter(|l| {
+            l.contains("\"GET /v2/") && (l.contains("/manifests/") || l.contains("/blobs/"))
+        })
         .count()
 }
 
@@ -249,7 +250,12 @@ fn upstream_of(reference: &str, reg: u16) -> String {
 
 fn skopeo_copy(from: &str, to: &str, all: bool) {
     let mut c = Command::new("skopeo");
-    c.args(["copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false"]);
+    c.args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+    ]);
     if all {
         c.arg("--all");
     }
@@ -278,7 +284,13 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let busybox = "docker.io/library/busybox:1.36";
     let file = cluster_file(&dir, reg, &[busybox]);
     let (code, out, err) = slipway(
-        &["mirror", file.to_str().unwrap_or_default(), "--only", "images", "--dry-run"],
+        &[
+            "mirror",
+            file.to_str().unwrap_or_default(),
+            "--only",
+            "images",
+            "--dry-run",
+        ],
         &state,
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -288,18 +300,36 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
         .map(str::to_string)
         .collect();
     assert_eq!(refs.len(), 8, "7 kubeadm images and busybox: {out}");
-    assert!(refs.iter().any(|r| r == "registry.k8s.io/kube-apiserver:v1.31.2"), "{out}");
-    assert!(refs.iter().any(|r| r.starts_with("registry.k8s.io/coredns/coredns:")), "{out}");
+    assert!(
+        refs.iter()
+            .any(|r| r == "registry.k8s.io/kube-apiserver:v1.31.2"),
+        "{out}"
+    );
+    assert!(
+        refs.iter()
+            .any(|r| r.starts_with("registry.k8s.io/coredns/coredns:")),
+        "{out}"
+    );
     assert!(out.contains("size unknown"), "nothing upstream yet: {out}");
 
     // Fill the registry: coredns and busybox as multi-arch indexes, the rest single.
     let src = |r: &str| format!("oci:{}:{r}", layout.display());
     for r in &refs {
         let multi = r.contains("coredns") || r.contains("busybox");
-        skopeo_copy(&src(if multi { "multi" } else { "single" }), &upstream_of(r, reg), multi);
+        skopeo_copy(
+            &src(if multi { "multi" } else { "single" }),
+            &upstream_of(r, reg),
+            multi,
+        );
     }
     let (code, out, err) = slipway(
-        &["mirror", file.to_str().unwrap_or_default(), "--only", "images", "--dry-run"],
+        &[
+            "mirror",
+            file.to_str().unwrap_or_default(),
+            "--only",
+            "images",
+            "--dry-run",
+        ],
         &state,
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -307,7 +337,12 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
 
     // The pull.
     let (code, out, err) = slipway(
-        &["mirror", file.to_str().unwrap_or_default(), "--only", "images"],
+        &[
+            "mirror",
+            file.to_str().unwrap_or_default(),
+            "--only",
+            "images",
+        ],
         &state,
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -325,17 +360,27 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
             .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == r.as_str())
             .unwrap_or_else(|| panic!("{r} is not in index.json"));
         // The digest recorded is upstream's (index or manifest, byte for byte).
-        assert_eq!(d["digest"].as_str(), Some(sha(&raw(&upstream_of(r, reg))).as_str()), "{r}");
-        assert!(d["annotations"]["io.slipway.image.source"]
-            .as_str()
-            .is_some_and(|s| s.starts_with(&format!("http://127.0.0.1:{reg}/v2/"))));
+        assert_eq!(
+            d["digest"].as_str(),
+            Some(sha(&raw(&upstream_of(r, reg))).as_str()),
+            "{r}"
+        );
+        assert!(
+            d["annotations"]["io.slipway.image.source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("http://127.0.0.1:{reg}/v2/")))
+        );
     }
     // Every blob hashes to its name; the arm64 variant was not fetched.
     let mut blobs = 0;
     for e in std::fs::read_dir(oci.join("blobs/sha256")).unwrap_or_else(|e| panic!("{e}")) {
         let e = e.unwrap_or_else(|e| panic!("{e}"));
         let bytes = std::fs::read(e.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(sha(&bytes)[7..], *e.file_name().to_string_lossy(), "a blob does not hash to its name");
+        assert_eq!(
+            sha(&bytes)[7..],
+            *e.file_name().to_string_lossy(),
+            "a blob does not hash to its name"
+        );
         blobs += 1;
     }
     // single: manifest, config, layer; multi: index, the amd64 manifest, config, layer
@@ -344,21 +389,40 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
 
     // A re-run asks the registry for nothing.
     let before = registry_gets(&log);
-    assert!(before > 0, "the registry logged no GET: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        before > 0,
+        "the registry logged no GET: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let (code, out, err) = slipway(
-        &["mirror", file.to_str().unwrap_or_default(), "--only", "images"],
+        &[
+            "mirror",
+            file.to_str().unwrap_or_default(),
+            "--only",
+            "images",
+        ],
         &state,
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("images: 0 pulled (0 B), 8 already verified, 0 failed; 0 requests"), "{out}");
-    assert_eq!(registry_gets(&log), before, "the re-run sent requests to the registry");
+    assert!(
+        out.contains("images: 0 pulled (0 B), 8 already verified, 0 failed; 0 requests"),
+        "{out}"
+    );
+    assert_eq!(
+        registry_gets(&log),
+        before,
+        "the re-run sent requests to the registry"
+    );
 
     // A corrupted blob upstream: named, with both digests; exit 1; nothing else moves.
     let tampered = "docker.io/library/tampered:1";
     skopeo_copy(&src("tampered"), &upstream_of(tampered, reg), false);
     let tm: serde_json::Value =
         serde_json::from_slice(&raw(&upstream_of(tampered, reg))).unwrap_or_else(|e| panic!("{e}"));
-    let layer = tm["layers"][0]["digest"].as_str().unwrap_or_default().to_string();
+    let layer = tm["layers"][0]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let data = dir
         .join("storage/docker/registry/v2/blobs/sha256")
         .join(&layer[7..9])
@@ -372,7 +436,12 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let index_before = std::fs::read(oci.join("index.json")).unwrap_or_else(|e| panic!("{e}"));
     let file = cluster_file(&dir, reg, &[busybox, tampered]);
     let (code, out, err) = slipway(
-        &["mirror", file.to_str().unwrap_or_default(), "--only", "images"],
+        &[
+            "mirror",
+            file.to_str().unwrap_or_default(),
+            "--only",
+            "images",
+        ],
         &state,
     );
     assert_eq!(code, 1, "{out}{err}");
@@ -380,15 +449,26 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
         err.contains(tampered) && err.contains(&format!("expected {layer}, got {corrupt}")),
         "{err}"
     );
-    assert!(!oci.join("blobs/sha256").join(&layer[7..]).exists(), "the bad blob landed");
-    assert!(!oci.join("blobs/sha256").join(format!("{}.part", &layer[7..])).exists(), "the bad part is kept");
+    assert!(
+        !oci.join("blobs/sha256").join(&layer[7..]).exists(),
+        "the bad blob landed"
+    );
+    assert!(
+        !oci.join("blobs/sha256")
+            .join(format!("{}.part", &layer[7..]))
+            .exists(),
+        "the bad part is kept"
+    );
     assert_eq!(
         std::fs::read(oci.join("index.json")).unwrap_or_else(|e| panic!("{e}")),
         index_before,
         "index.json changed"
     );
     assert!(out.contains("8 already verified"), "{out}");
-    let (code, _, err) = slipway(&["check", "--assets", file.to_str().unwrap_or_default()], &state);
+    let (code, _, err) = slipway(
+        &["check", "--assets", file.to_str().unwrap_or_default()],
+        &state,
+    );
     assert_eq!(code, 1);
     assert!(err.contains(&format!("image {tampered}")), "{err}");
 
@@ -409,7 +489,11 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let base = format!("http://{http}");
     let (code, body) = curl(&["-i", &format!("{base}/v2/")]);
     assert_eq!(code, 200, "{body}");
-    assert!(body.to_ascii_lowercase().contains("docker-distribution-api-version: registry/2.0"), "{body}");
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("docker-distribution-api-version: registry/2.0"),
+        "{body}"
+    );
 
     // skopeo pulls back each image from slipway: the same bytes as upstream.
     for r in &refs {
@@ -421,10 +505,18 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
         assert_eq!(raw(&full), raw(&upstream_of(r, reg)), "{r}");
         assert_eq!(raw(&bare), raw(&upstream_of(r, reg)), "{r}");
     }
-    let coredns = refs.iter().find(|r| r.contains("coredns")).cloned().unwrap_or_default();
+    let coredns = refs
+        .iter()
+        .find(|r| r.contains("coredns"))
+        .cloned()
+        .unwrap_or_default();
     let rest = coredns.split_once('/').map(|x| x.1).unwrap_or_default();
     let pulled = dir.join("pulled");
-    skopeo_copy(&format!("docker://{http}/{rest}"), &format!("oci:{}:x", pulled.display()), false);
+    skopeo_copy(
+        &format!("docker://{http}/{rest}"),
+        &format!("oci:{}:x", pulled.display()),
+        false,
+    );
     let upstream_index: serde_json::Value =
         serde_json::from_slice(&raw(&upstream_of(&coredns, reg))).unwrap_or_else(|e| panic!("{e}"));
     let amd64 = upstream_index["manifests"]
@@ -441,23 +533,63 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
         &std::fs::read(pulled.join("index.json")).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(got["manifests"][0]["digest"].as_str(), Some(amd64.as_str()), "skopeo got another manifest");
-    assert!(!oci.join("blobs/sha256").join(&arm64[7..]).exists(), "the arm64 manifest was mirrored");
+    assert_eq!(
+        got["manifests"][0]["digest"].as_str(),
+        Some(amd64.as_str()),
+        "skopeo got another manifest"
+    );
+    assert!(
+        !oci.join("blobs/sha256").join(&arm64[7..]).exists(),
+        "the arm64 manifest was mirrored"
+    );
 
     // HEAD on a manifest; ranges on a blob; errors as the registry's JSON.
     let (name, tag) = rest.split_once(':').unwrap_or_default();
-    let (code, head) = curl(&["-I", &format!("{base}/v2/{name}/manifests/{tag}?ns=registry.k8s.io")]);
+    let (code, head) = curl(&[
+        "-I",
+        &format!("{base}/v2/{name}/manifests/{tag}?ns=registry.k8s.io"),
+    ]);
     assert_eq!(code, 200, "{head}");
     let h = head.to_ascii_lowercase();
-    assert!(h.contains("content-type: application/vnd.oci.image.index.v1+json"), "{head}");
-    assert!(h.contains(&format!("docker-content-digest: {}", sha(&raw(&upstream_of(&coredns, reg))))), "{head}");
-    let cfg: serde_json::Value = serde_json::from_slice(&raw(&format!("docker://{http}/pause:{}", refs.iter().find(|r| r.contains("/pause:")).and_then(|r| r.rsplit(':').next()).unwrap_or_default()))).unwrap_or_else(|e| panic!("{e}"));
-    let layer = cfg["layers"][0]["digest"].as_str().unwrap_or_default().to_string();
-    let whole = std::fs::read(oci.join("blobs/sha256").join(&layer[7..])).unwrap_or_else(|e| panic!("{e}"));
-    let (code, part) = curl(&["-r", "0-9", &format!("{base}/v2/pause/blobs/{layer}?ns=registry.k8s.io")]);
+    assert!(
+        h.contains("content-type: application/vnd.oci.image.index.v1+json"),
+        "{head}"
+    );
+    assert!(
+        h.contains(&format!(
+            "docker-content-digest: {}",
+            sha(&raw(&upstream_of(&coredns, reg)))
+        )),
+        "{head}"
+    );
+    let cfg: serde_json::Value = serde_json::from_slice(&raw(&format!(
+        "docker://{http}/pause:{}",
+        refs.iter()
+            .find(|r| r.contains("/pause:"))
+            .and_then(|r| r.rsplit(':').next())
+            .unwrap_or_default()
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let layer = cfg["layers"][0]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let whole =
+        std::fs::read(oci.join("blobs/sha256").join(&layer[7..])).unwrap_or_else(|e| panic!("{e}"));
+    let (code, part) = curl(&[
+        "-r",
+        "0-9",
+        &format!("{base}/v2/pause/blobs/{layer}?ns=registry.k8s.io"),
+    ]);
     assert_eq!(code, 206);
-    assert_eq!(part, String::from_utf8_lossy(&whole[..10]), "the range is not the blob's first 10 bytes");
-    let (code, body) = curl(&[&format!("{base}/v2/pause/manifests/{arm64}?ns=registry.k8s.io")]);
+    assert_eq!(
+        part,
+        String::from_utf8_lossy(&whole[..10]),
+        "the range is not the blob's first 10 bytes"
+    );
+    let (code, body) = curl(&[&format!(
+        "{base}/v2/pause/manifests/{arm64}?ns=registry.k8s.io"
+    )]);
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("\"MANIFEST_UNKNOWN\""), "{body}");
     let (code, body) = curl(&[&format!("{base}/v2/nothing/here/manifests/1")]);
@@ -466,14 +598,24 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let (code, body) = curl(&[&format!("{base}/v2/pause/blobs/sha256:..%2F..%2Fetc")]);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("\"DIGEST_INVALID\""), "{body}");
-    let (code, body) = curl(&["-X", "PUT", "--data", "x", &format!("{base}/v2/pause/manifests/evil")]);
+    let (code, body) = curl(&[
+        "-X",
+        "PUT",
+        "--data",
+        "x",
+        &format!("{base}/v2/pause/manifests/evil"),
+    ]);
     assert_eq!(code, 405);
     assert!(body.contains("\"UNSUPPORTED\""), "{body}");
 
     containerd_pulls_through_slipway(&dir, &http, &refs, reg);
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(started.elapsed() < Duration::from_secs(300), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(300),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 fn serve(file: &Path, state: &Path) -> (Proc, String) {
@@ -517,7 +659,11 @@ fn containerd_pulls_through_slipway(dir: &Path, http: &str, refs: &[String], reg
     tool("containerd");
     tool("ctr");
     let uid = run(Command::new("id").arg("-u")).stdout;
-    assert_eq!(String::from_utf8_lossy(&uid).trim(), "0", "the containerd part needs root");
+    assert_eq!(
+        String::from_utf8_lossy(&uid).trim(),
+        "0",
+        "the containerd part needs root"
+    );
     let root = dir.join("containerd");
     let sock = root.join("c.sock");
     std::fs::create_dir_all(&root).unwrap_or_else(|e| panic!("{e}"));
@@ -546,8 +692,11 @@ fn containerd_pulls_through_slipway(dir: &Path, http: &str, refs: &[String], reg
     );
     let start = Instant::now();
     while !sock.exists() {
-        assert!(start.elapsed() < Duration::from_secs(15), "containerd did not start: {}",
-            std::fs::read_to_string(root.join("containerd.log")).unwrap_or_default());
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "containerd did not start: {}",
+            std::fs::read_to_string(root.join("containerd.log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The nodes' certs.d, as slipway renders it (slipway at `http`).
@@ -555,27 +704,52 @@ fn containerd_pulls_through_slipway(dir: &Path, http: &str, refs: &[String], reg
     for (host, mirrors) in [("registry.k8s.io", vec![format!("http://{http}")])] {
         let d = certs.join(host);
         std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(d.join("hosts.toml"), slipway_render::provision::containerd_hosts(host, &mirrors))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            d.join("hosts.toml"),
+            slipway_render::provision::containerd_hosts(host, &mirrors),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
     }
-    let pause = refs.iter().find(|r| r.contains("/pause:")).cloned().unwrap_or_default();
+    let pause = refs
+        .iter()
+        .find(|r| r.contains("/pause:"))
+        .cloned()
+        .unwrap_or_default();
     let out = Command::new("ctr")
         .arg("--address")
         .arg(&sock)
-        .args(["--timeout", "60s", "images", "pull", "--snapshotter", "native", "--platform", "linux/amd64", "--hosts-dir"])
+        .args([
+            "--timeout",
+            "60s",
+            "images",
+            "pull",
+            "--snapshotter",
+            "native",
+            "--platform",
+            "linux/amd64",
+            "--hosts-dir",
+        ])
         .arg(&certs)
         .arg(&pause)
         .output()
         .unwrap_or_else(|e| panic!("ctr: {e}"));
     let mut text = String::from_utf8_lossy(&out.stdout).to_string();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "ctr pull {pause} through slipway failed: {text}");
+    assert!(
+        out.status.success(),
+        "ctr pull {pause} through slipway failed: {text}"
+    );
     // The test's image (not the real pause): it came from slipway.
-    let list = run(Command::new("ctr").arg("--address").arg(&sock).args(["images", "ls"])).stdout;
+    let list = run(Command::new("ctr")
+        .arg("--address")
+        .arg(&sock)
+        .args(["images", "ls"]))
+    .stdout;
     let list = String::from_utf8_lossy(&list);
     let digest = sha(&raw(&upstream_of(&pause, reg)));
     assert!(
-        list.lines().any(|l| l.starts_with(pause.as_str()) && l.contains(&digest)),
+        list.lines()
+            .any(|l| l.starts_with(pause.as_str()) && l.contains(&digest)),
         "ctr does not hold {pause} at {digest}: {list}"
     );
 }
