@@ -211,14 +211,14 @@ fn slipway(args: &[&str], state: &Path) -> (i32, String, String) {
     )
 }
 
-fn cluster_file(dir: &Path, reg: u16, extra: &[&str]) -> PathBuf {
+fn cluster_file(dir: &Path, reg: u16, http: u16, extra: &[&str]) -> PathBuf {
     let f = dir.join("cluster.yaml");
     std::fs::write(
         &f,
         format!(
             "\
 cluster: {{name: t, domain: t.test}}
-network: {{interface: lo, server: 127.0.0.1, subnet: 127.0.0.0/24}}
+network: {{interface: lo, server: 127.0.0.1, subnet: 127.0.0.0/24, http_port: {http}}}
 os: {{version: 4081.2.0, assets: {assets}}}
 kubernetes:
   version: v1.31.2
@@ -279,10 +279,12 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let layout = dir.join("src-layout");
     build_layout(&layout);
     let (_reg, reg, log) = registry(&dir);
+    // slipway's HTTP port, as the cluster file gives it to the nodes.
+    let http_port = free_port();
 
     // The images the cluster needs, as slipway lists them (upstream still empty).
     let busybox = "docker.io/library/busybox:1.36";
-    let file = cluster_file(&dir, reg, &[busybox]);
+    let file = cluster_file(&dir, reg, http_port, &[busybox]);
     let (code, out, err) = slipway(
         &[
             "mirror",
@@ -434,7 +436,7 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     let corrupt = sha(&bytes);
     std::fs::write(&data, &bytes).unwrap_or_else(|e| panic!("{e}"));
     let index_before = std::fs::read(oci.join("index.json")).unwrap_or_else(|e| panic!("{e}"));
-    let file = cluster_file(&dir, reg, &[busybox, tampered]);
+    let file = cluster_file(&dir, reg, http_port, &[busybox, tampered]);
     let (code, out, err) = slipway(
         &[
             "mirror",
@@ -484,8 +486,8 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     ] {
         std::fs::write(v.join(f), f).unwrap_or_else(|e| panic!("{e}"));
     }
-    let file = cluster_file(&dir, reg, &[busybox]);
-    let (serve, http) = serve(&file, &state);
+    let file = cluster_file(&dir, reg, http_port, &[busybox]);
+    let (serve, http) = serve(&file, &state, http_port);
     let base = format!("http://{http}");
     let (code, body) = curl(&["-i", &format!("{base}/v2/")]);
     assert_eq!(code, 200, "{body}");
@@ -608,7 +610,7 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     assert_eq!(code, 405);
     assert!(body.contains("\"UNSUPPORTED\""), "{body}");
 
-    containerd_pulls_through_slipway(&dir, &http, &refs, reg);
+    containerd_pulls_through_slipway(&dir, &file, &refs, reg);
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
@@ -618,7 +620,8 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     );
 }
 
-fn serve(file: &Path, state: &Path) -> (Proc, String) {
+fn serve(file: &Path, state: &Path, http_port: u16) -> (Proc, String) {
+    let listen = format!("127.0.0.1:{http_port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_slipway"))
         .arg("--state-dir")
         .arg(state)
@@ -626,7 +629,7 @@ fn serve(file: &Path, state: &Path) -> (Proc, String) {
         .arg(file)
         .args([
             "--http-listen",
-            "127.0.0.1:0",
+            &listen,
             "--tftp-listen",
             "127.0.0.1:0",
             "--no-dhcp",
@@ -655,7 +658,7 @@ fn serve(file: &Path, state: &Path) -> (Proc, String) {
 
 /// A private containerd (root, its own socket and directories) pulls the pause image
 /// by its upstream name through the `hosts.toml` slipway renders for the nodes.
-fn containerd_pulls_through_slipway(dir: &Path, http: &str, refs: &[String], reg: u16) {
+fn containerd_pulls_through_slipway(dir: &Path, file: &Path, refs: &[String], reg: u16) {
     tool("containerd");
     tool("ctr");
     let uid = run(Command::new("id").arg("-u")).stdout;
@@ -699,16 +702,26 @@ fn containerd_pulls_through_slipway(dir: &Path, http: &str, refs: &[String], reg
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The nodes' certs.d, as slipway renders it (slipway at `http`).
+    // The nodes' certs.d, as slipway renders it for this cluster file.
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = slipway_cluster::load_str("c.yaml", &text, dir, &slipway_cluster::NoHost);
+    let cluster = loaded
+        .valid()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics.render(&text)));
     let certs = root.join("certs.d");
-    for (host, mirrors) in [("registry.k8s.io", vec![format!("http://{http}")])] {
-        let d = certs.join(host);
-        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(
-            d.join("hosts.toml"),
-            slipway_render::provision::containerd_hosts(host, &mirrors),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let files = slipway_render::provision::containerd_hosts_files(
+        &cluster,
+        &slipway_render::Urls::new(&cluster),
+    );
+    assert!(!files.is_empty(), "no hosts.toml rendered");
+    for (path, contents) in files {
+        let rel = path
+            .strip_prefix("/etc/containerd/certs.d/")
+            .unwrap_or_else(|| panic!("{path}"));
+        let p = certs.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap_or(&certs)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("{e}"));
     }
     let pause = refs
         .iter()
