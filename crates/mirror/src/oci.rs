@@ -301,6 +301,9 @@ fn arch_name(arch: Arch) -> &'static str {
     }
 }
 
+/// How often a long blob download reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// A blocking registry client: anonymous bearer tokens, manual redirects.
 pub struct Client {
     agent: ureq::Agent,
@@ -395,7 +398,8 @@ impl Client {
     fn get(&self, url: &str, accept: Option<&str>, repository: &str) -> Result<Resp, String> {
         let mut url = url.to_string();
         let scope = format!("repository:{repository}:pull");
-        let mut challenged = false;
+        // One bearer challenge per host (a redirect may lead to another that asks).
+        let mut challenged: Vec<String> = Vec::new();
         for _ in 0..10 {
             let host = host_of(&url).to_string();
             let token = self
@@ -420,8 +424,8 @@ impl Client {
                 url = absolute(&url, loc);
                 continue;
             }
-            if status == 401 && !challenged {
-                challenged = true;
+            if status == 401 && !challenged.contains(&host) {
+                challenged.push(host.clone());
                 let challenge = header(&resp, "www-authenticate").unwrap_or("").to_string();
                 let params = bearer_params(&challenge).ok_or_else(|| {
                     format!(
@@ -538,12 +542,14 @@ impl Client {
 
     /// Downloads the blob `d` into `dest` (through `<dest>.part`, resumed when a part
     /// is there), verifying its size and digest. Returns the bytes downloaded.
+    /// `progress` is called every few seconds with the bytes done so far.
     pub fn blob(
         &self,
         image: &ImageRef,
         source: &str,
         d: &Descriptor,
         dest: &Path,
+        progress: &dyn Fn(u64),
     ) -> Result<u64, String> {
         let url = image.url(source, "blobs", &d.digest);
         let part = dest.with_extension("part");
@@ -567,6 +573,10 @@ impl Client {
             }
         }
         let repo = image.source_repository(source);
+        if have == d.size && d.size > 0 {
+            // A part downloaded whole before a crash: verify and land it, no request.
+            return land(&part, dest, &d.digest, hasher, have, 0, d.size, &url);
+        }
         let mut resp = None;
         if have > 0 && have < d.size {
             let r = self.get_range(&url, &repo, have)?;
@@ -608,7 +618,12 @@ impl Client {
         let mut reader = resp.into_body().into_with_config().limit(want).reader();
         let mut buf = vec![0u8; 1 << 16];
         let mut got = 0u64;
+        let mut last = std::time::Instant::now();
         loop {
+            if last.elapsed() >= PROGRESS_EVERY {
+                progress(have + got);
+                last = std::time::Instant::now();
+            }
             let n = match reader.read(&mut buf) {
                 Ok(n) => n,
                 Err(e) => {
@@ -852,13 +867,52 @@ fn store_manifest(layout: &Path, digest: &str, bytes: &[u8]) -> Result<PathBuf, 
     Ok(p)
 }
 
-fn pull_one(
-    client: &Client,
-    cluster: &Cluster,
-    layout: &Path,
-    image: &ImageRef,
-    out: &mut dyn Write,
-) -> Result<(Descriptor, Pulled), String> {
+/// What the workers of one run share.
+struct Shared<'a> {
+    client: Client,
+    cluster: &'a Cluster,
+    layout: PathBuf,
+    out: Mutex<&'a mut (dyn Write + Send)>,
+    /// Blobs being downloaded (two images sharing a layer never write one part).
+    inflight: Mutex<std::collections::HashSet<String>>,
+    landed: std::sync::Condvar,
+}
+
+impl Shared<'_> {
+    fn say(&self, line: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    /// Waits until no other worker downloads `digest`, then claims it.
+    fn claim(&self, digest: &str) {
+        let mut set = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        while set.contains(digest) {
+            set = self.landed.wait(set).unwrap_or_else(|e| e.into_inner());
+        }
+        set.insert(digest.to_string());
+    }
+
+    /// [`store_manifest`], claimed (images sharing a manifest write it once).
+    fn store_manifest(&self, digest: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+        self.claim(digest);
+        let r = store_manifest(&self.layout, digest, bytes);
+        self.release(digest);
+        r
+    }
+
+    fn release(&self, digest: &str) {
+        self.inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        self.landed.notify_all();
+    }
+}
+
+fn pull_one(sh: &Shared, image: &ImageRef) -> Result<(Descriptor, Pulled), String> {
+    let (client, cluster, layout) = (&sh.client, sh.cluster, sh.layout.as_path());
     let source = image.source(cluster);
     let arch = arch_name(cluster.os.arch);
     let (top_bytes, ctype, top_digest) = client.manifest(image, &source, &image.reference)?;
@@ -909,7 +963,7 @@ fn pull_one(
         }
         pulled
             .blobs_fetched
-            .push(store_manifest(layout, &digest, &bytes)?);
+            .push(sh.store_manifest(&digest, &bytes)?);
         serde_json::from_slice::<Object>(&bytes)
             .map_err(|e| format!("{}: manifest {digest} is not JSON: {e}", image.full))?
     } else {
@@ -922,19 +976,40 @@ fn pull_one(
     for d in std::iter::once(&config).chain(manifest.layers.iter()) {
         let path = blob_path(layout, &d.digest)
             .ok_or_else(|| format!("{}: malformed blob digest `{}`", image.full, d.digest))?;
+        sh.claim(&d.digest);
         if blob_ok(layout, d) {
+            sh.release(&d.digest);
             pulled.blobs_present.push(path);
             continue;
         }
-        let n = client.blob(image, &source, d, &path)?;
-        let _ = writeln!(out, "  {} {} ({})", image.full, d.digest, human(d.size));
+        let start = std::time::Instant::now();
+        let progress = |done: u64| {
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(0.001);
+            sh.say(&format!(
+                "  {} {}: {} of {} ({}/s)",
+                image.full,
+                d.digest,
+                human(done),
+                human(d.size),
+                human(rate as u64)
+            ));
+        };
+        let r = client.blob(image, &source, d, &path, &progress);
+        sh.release(&d.digest);
+        let n = r?;
+        sh.say(&format!(
+            "  {} {} ({})",
+            image.full,
+            d.digest,
+            human(d.size)
+        ));
         pulled.bytes += n;
         pulled.blobs_fetched.push(path);
     }
     // The top object last: the image is recorded only once everything is there.
     pulled
         .blobs_fetched
-        .push(store_manifest(layout, &top_digest, &top_bytes)?);
+        .push(sh.store_manifest(&top_digest, &top_bytes)?);
     let mut annotations = BTreeMap::new();
     annotations.insert(REF_NAME_ANNOTATION.to_string(), image.full.clone());
     annotations.insert(
@@ -953,66 +1028,103 @@ fn pull_one(
     ))
 }
 
-/// Pulls `cluster`'s images ([`references`]) into its layout. Images already
-/// complete are not asked for; progress lines go to `out`; an image that fails is in
-/// the summary's failures (named by reference, with the blob and digests).
+/// Pulls `cluster`'s images ([`references`]) into its layout, `parallel` images at
+/// once. Images already complete are not asked for; progress lines go to `out`; an
+/// image that fails is in the summary's failures (named by reference, with the blob
+/// and digests). Returns the summary and the number of requests sent.
 pub fn mirror(
     cluster: &Cluster,
     which: Which,
-    out: &mut dyn Write,
+    parallel: usize,
+    out: &mut (dyn Write + Send),
 ) -> Result<(Summary, u64), SetupError> {
     let layout = layout_dir(cluster).ok_or_else(|| {
         SetupError("os.assets is a URL: no local mirror to keep images in".into())
     })?;
     fs::create_dir_all(layout.join("blobs/sha256"))
         .map_err(|e| SetupError(format!("{}: {e}", layout.display())))?;
-    let mut index = LayoutIndex::load(&layout).map_err(SetupError)?;
-    let client = Client::new();
+    let index = LayoutIndex::load(&layout).map_err(SetupError)?;
     let mut summary = Summary::default();
+    let mut queue = std::collections::VecDeque::new();
     for r in references(cluster, which) {
-        let image = match ImageRef::parse(&r) {
-            Ok(i) => i,
-            Err(e) => {
-                summary.failures.push(Failure {
-                    file: PathBuf::from(&r),
-                    reason: e,
-                });
-                continue;
+        match ImageRef::parse(&r) {
+            Ok(i) if image_complete(&layout, &index, &i.full, cluster.os.arch) => {
+                let _ = writeln!(out, "image {}: verified, skipped", i.full);
+                summary.up_to_date.push(PathBuf::from(&i.full));
             }
-        };
-        if image_complete(&layout, &index, &image.full, cluster.os.arch) {
-            let _ = writeln!(out, "image {}: verified, skipped", image.full);
-            summary.up_to_date.push(PathBuf::from(&image.full));
-            continue;
-        }
-        let _ = writeln!(out, "image {}: from {}", image.full, image.source(cluster));
-        match pull_one(&client, cluster, &layout, &image, out) {
-            Ok((desc, pulled)) => {
-                let _ = writeln!(
-                    out,
-                    "image {}: {} ({} blobs fetched, {}; {} already there)",
-                    image.full,
-                    desc.digest,
-                    pulled.blobs_fetched.len(),
-                    human(pulled.bytes),
-                    pulled.blobs_present.len()
-                );
-                index.manifests.retain(|d| ref_name(d) != Some(&image.full));
-                index.manifests.push(desc);
-                index
-                    .manifests
-                    .sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
-                save_index(&layout, &index).map_err(SetupError)?;
-                summary.bytes += pulled.bytes;
-                summary.fetched.push(PathBuf::from(&image.full));
-            }
-            Err(reason) => summary.failures.push(Failure {
-                file: PathBuf::from(&image.full),
-                reason,
+            Ok(i) => queue.push_back(i),
+            Err(e) => summary.failures.push(Failure {
+                file: PathBuf::from(&r),
+                reason: e,
             }),
         }
     }
-    Ok((summary, client.requests.load(Ordering::Relaxed)))
+    let workers = parallel.max(1).min(queue.len().max(1));
+    let sh = Shared {
+        client: Client::new(),
+        cluster,
+        layout: layout.clone(),
+        out: Mutex::new(out),
+        inflight: Mutex::new(std::collections::HashSet::new()),
+        landed: std::sync::Condvar::new(),
+    };
+    let queue = Mutex::new(queue);
+    let index = Mutex::new(index);
+    let summary_m = Mutex::new(summary);
+    let fatal: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some(image) = next else { break };
+                    sh.say(&format!(
+                        "image {}: from {}",
+                        image.full,
+                        image.source(cluster)
+                    ));
+                    let r = pull_one(&sh, &image);
+                    let mut summary = summary_m.lock().unwrap_or_else(|e| e.into_inner());
+                    match r {
+                        Ok((desc, pulled)) => {
+                            sh.say(&format!(
+                                "image {}: {} ({} blobs fetched, {}; {} already there)",
+                                image.full,
+                                desc.digest,
+                                pulled.blobs_fetched.len(),
+                                human(pulled.bytes),
+                                pulled.blobs_present.len()
+                            ));
+                            // Recorded only now, every blob in place.
+                            let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+                            index.manifests.retain(|d| ref_name(d) != Some(&image.full));
+                            index.manifests.push(desc);
+                            index
+                                .manifests
+                                .sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
+                            if let Err(e) = save_index(&sh.layout, &index) {
+                                *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                            }
+                            summary.bytes += pulled.bytes;
+                            summary.fetched.push(PathBuf::from(&image.full));
+                        }
+                        Err(reason) => summary.failures.push(Failure {
+                            file: PathBuf::from(&image.full),
+                            reason,
+                        }),
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(SetupError(e));
+    }
+    let mut summary = summary_m.into_inner().unwrap_or_else(|e| e.into_inner());
+    summary.fetched.sort();
+    summary.up_to_date.sort();
+    summary.failures.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok((summary, sh.client.requests.load(Ordering::Relaxed)))
 }
 
 /// A line of `--dry-run` for an image.

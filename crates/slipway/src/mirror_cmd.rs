@@ -98,7 +98,7 @@ pub fn mirror(
     if let Some(which) = images {
         let start = std::time::Instant::now();
         let mut stdout = std::io::stdout();
-        let (s, requests) = match oci::mirror(&cluster, which, &mut stdout) {
+        let (s, requests) = match oci::mirror(&cluster, which, parallel.max(1), &mut stdout) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("slipway: mirror: images: {e}");
