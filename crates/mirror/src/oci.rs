@@ -395,7 +395,14 @@ impl Client {
     /// GET `url` for `repository` (the scope of a token), following up to 10
     /// redirects and answering one bearer challenge per host. Returns the final
     /// response, whatever its status.
-    fn get(&self, url: &str, accept: Option<&str>, repository: &str) -> Result<Resp, String> {
+    /// `range_from`: ask for the bytes from there on (`Range`, kept across redirects).
+    fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        repository: &str,
+        range_from: Option<u64>,
+    ) -> Result<Resp, String> {
         let mut url = url.to_string();
         let scope = format!("repository:{repository}:pull");
         // One bearer challenge per host (a redirect may lead to another that asks).
@@ -414,6 +421,9 @@ impl Client {
             }
             if let Some(t) = &token {
                 req = req.header("Authorization", format!("Bearer {t}"));
+            }
+            if let Some(from) = range_from {
+                req = req.header("Range", format!("bytes={from}-"));
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
             let resp = req.call().map_err(|e| format!("{url}: {e}"))?;
@@ -499,6 +509,7 @@ impl Client {
             &url,
             Some(ACCEPT_MANIFESTS),
             &image.source_repository(source),
+            None,
         )?;
         let status = resp.status().as_u16();
         if status != 200 {
@@ -579,7 +590,7 @@ impl Client {
         }
         let mut resp = None;
         if have > 0 && have < d.size {
-            let r = self.get_range(&url, &repo, have)?;
+            let r = self.get(&url, None, &repo, Some(have))?;
             if r.status().as_u16() == 206 {
                 resp = Some(r);
             }
@@ -598,7 +609,7 @@ impl Client {
                 let r = if d.size == 0 {
                     None
                 } else {
-                    Some(self.get(&url, None, &repo)?)
+                    Some(self.get(&url, None, &repo, None)?)
                 };
                 if let Some(r) = &r
                     && r.status().as_u16() != 200
@@ -646,27 +657,6 @@ impl Client {
             .map_err(|e| format!("{}: {e}", part.display()))?;
         drop(file);
         land(&part, dest, &d.digest, hasher, have, got, d.size, &url)
-    }
-
-    fn get_range(&self, url: &str, repo: &str, from: u64) -> Result<Resp, String> {
-        // Ranges ride on the same path as plain GETs; only the header differs.
-        let host = host_of(url).to_string();
-        let scope = format!("repository:{repo}:pull");
-        let token = self
-            .tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(host, scope))
-            .cloned();
-        let mut req = self
-            .agent
-            .get(url)
-            .header("Range", format!("bytes={from}-"));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        req.call().map_err(|e| format!("{url}: {e}"))
     }
 }
 
