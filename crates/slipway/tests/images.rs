@@ -553,6 +553,11 @@ fn images_are_mirrored_by_digest_and_served_as_a_registry() {
     ]);
     assert_eq!(code, 200, "{head}");
     let h = head.to_ascii_lowercase();
+    let upstream_raw = raw(&upstream_of(&coredns, reg));
+    assert!(
+        h.contains(&format!("content-length: {}", upstream_raw.len())),
+        "{head}"
+    );
     assert!(
         h.contains("content-type: application/vnd.oci.image.index.v1+json"),
         "{head}"
