@@ -207,6 +207,12 @@ pub struct KubernetesSpec {
     pub registry_mirrors: Vec<(Key, Vec<Spanned<String>>)>,
     /// Where the sysext image and its SHA256SUMS are fetched from.
     pub sysext_url: S<String>,
+    /// Whether slipway mirrors and serves the cluster's container images.
+    pub serve_images: S<bool>,
+    /// Further images to mirror and serve.
+    pub extra_images: Vec<Spanned<String>>,
+    /// Where `slipway mirror` pulls each registry's images from.
+    pub image_sources: Vec<(Key, Spanned<String>)>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
@@ -833,6 +839,36 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
     out.sysext_url = f
         .get("sysext_url")
         .and_then(|v| string(v, "`kubernetes.sysext_url`", d));
+    out.serve_images = f
+        .get("serve_images")
+        .and_then(|v| boolean(v, "`kubernetes.serve_images`", d));
+    out.extra_images = f
+        .get("extra_images")
+        .map(|v| {
+            list_of(v, "`kubernetes.extra_images`", d, |n, d| {
+                string(n, "`kubernetes.extra_images`", d)
+            })
+        })
+        .unwrap_or_default();
+    if let Some(m) = f.get("image_sources") {
+        match &m.value {
+            crate::yaml::Value::Map(entries) => {
+                for (k, v) in entries {
+                    let what = format!("`kubernetes.image_sources` of `{}`", k.text);
+                    if let Some(u) = string(v, &what, d) {
+                        out.image_sources.push((k.clone(), u));
+                    }
+                }
+            }
+            _ => d.error(
+                m.span,
+                format!(
+                    "`kubernetes.image_sources` must be a mapping of registry: URL, not {}",
+                    m.kind()
+                ),
+            ),
+        }
+    }
     f.finish(d);
     out
 }

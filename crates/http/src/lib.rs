@@ -39,6 +39,7 @@ pub mod api;
 pub mod bounded;
 pub mod files;
 mod machine;
+pub mod registry;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -22,6 +22,7 @@ pub mod cni;
 pub mod export;
 pub mod grub;
 pub mod ignition;
+pub mod images;
 pub mod install;
 pub mod ipxe;
 pub mod k8s_upgrade;

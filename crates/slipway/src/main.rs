@@ -71,7 +71,9 @@ enum Command {
     },
     /// Fill the cluster's asset mirror (`os.assets`) with the OS images and the
     /// Kubernetes sysext its nodes will ask for, each verified (OpenPGP signature or
-    /// SHA-256); resumes partial downloads, fetches nothing already verified.
+    /// SHA-256), and with `kubernetes.serve_images` the container images (pulled by
+    /// digest into `<os.assets>/oci`); resumes partial downloads, fetches nothing
+    /// already verified.
     Mirror {
         /// The cluster file.
         file: PathBuf,

@@ -230,6 +230,9 @@ fn warn_missing_mirror(cluster: &Cluster) {
     {
         tracing::warn!(dir = %dir.display(), "the asset mirror directory does not exist: OS images will 404");
     }
+    for image in slipway_mirror::oci::missing(cluster) {
+        tracing::warn!(image = %image, "not in the image mirror (run `slipway mirror --only images`): nodes pull it from its registry");
+    }
     let (_, rest) = crate::mirror_cmd::missing(cluster);
     for f in rest {
         tracing::warn!(file = %f.display(), "missing from the asset mirror (run `slipway mirror`): machines asking for it get 404");

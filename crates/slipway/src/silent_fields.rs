@@ -337,6 +337,37 @@ fn cases() -> Vec<Case> {
             "http://10.99.0.1:5000",
             "http://10.99.0.1:5001",
         ),
+        differs(
+            "kubernetes.serve_images",
+            "sysext_url: https://sysext.lan/k8s",
+            "sysext_url: https://sysext.lan/k8s\n  serve_images: true",
+        ),
+        Case {
+            key: "kubernetes.extra_images",
+            base: Base::Flatcar,
+            setup: vec![(
+                "sysext_url: https://sysext.lan/k8s",
+                "sysext_url: https://sysext.lan/k8s\n  serve_images: true",
+            )],
+            change: vec![(
+                "serve_images: true",
+                "serve_images: true\n  extra_images: [ghcr.io/example/tool:1.0]",
+            )],
+            expect: Expect::Differs,
+        },
+        Case {
+            key: "kubernetes.image_sources",
+            base: Base::Flatcar,
+            setup: vec![(
+                "sysext_url: https://sysext.lan/k8s",
+                "sysext_url: https://sysext.lan/k8s\n  serve_images: true",
+            )],
+            change: vec![(
+                "serve_images: true",
+                "serve_images: true\n  image_sources: {registry.k8s.io: 'https://harbor.lan/k8s'}",
+            )],
+            expect: Expect::Differs,
+        },
         differs("access.user", "user: core", "user: ops"),
         differs(
             "access.ssh_authorized_keys",
@@ -650,6 +681,17 @@ fn fingerprint(c: &Cluster, dir: &Path) -> BTreeMap<String, String> {
     out.insert(
         "mirror".into(),
         format!("{:?}", slipway_mirror::plan(c, None)),
+    );
+    // Which images `slipway mirror` pulls, from where.
+    out.insert(
+        "images".into(),
+        slipway_mirror::oci::references(c, slipway_mirror::oci::Which::All)
+            .iter()
+            .map(|r| match slipway_mirror::oci::ImageRef::parse(r) {
+                Ok(i) => format!("{r} <- {}\n", i.source(c)),
+                Err(e) => format!("{r}: {e}\n"),
+            })
+            .collect(),
     );
     out.insert(
         "install window".into(),
