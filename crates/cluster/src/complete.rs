@@ -68,6 +68,9 @@ pub fn complete(
     let nodes = nodes(spec, &network, &os, &profiles, &k, d);
     check_fleet(spec, &nodes, &profiles, d);
     let kubernetes = kubernetes(spec, &network, &nodes, k, base_dir, d);
+    let upgrade = os
+        .as_ref()
+        .map(|o| crate::upgrade::complete(&spec.upgrade, o.distro, &o.channel, base_dir, d));
     Some(Cluster {
         cluster: cluster?,
         network,
@@ -75,6 +78,7 @@ pub fn complete(
         kubernetes: kubernetes?,
         access,
         profiles: profiles.into_iter().map(|(p, _)| p).collect(),
+        upgrade: upgrade?,
         nodes,
         index: Default::default(),
     })

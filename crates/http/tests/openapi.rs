@@ -30,6 +30,7 @@ fn machine() -> MachineView {
         reason: None,
         last_event: None,
         events: None,
+        os_update: None,
     }
 }
 
@@ -104,6 +105,7 @@ impl Provisioning for Stub {
     fn machine(&self, _: &str) -> Result<MachineView, ApiError> {
         Ok(MachineView {
             events: Some(Vec::new()),
+            os_update: None,
             ..machine()
         })
     }

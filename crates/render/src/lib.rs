@@ -26,6 +26,7 @@ pub mod install;
 pub mod ipxe;
 pub mod kubeadm;
 pub mod kubevip;
+pub mod os_update;
 pub mod provision;
 pub mod pxelinux;
 pub mod secrets;
