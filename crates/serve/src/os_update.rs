@@ -548,7 +548,17 @@ impl OsUpdates {
         let s = settings(c);
         let mut guard = lock(&self.rollout);
         let payload = s.payload.as_ref().is_some_and(|p| p.is_file());
-        let r = self.sync(&mut guard, c, &s);
+        let mut r = self.sync(&mut guard, c, &s);
+        // A timeout shows (and halts) when looked at, not only at the next request.
+        if let Some(r) = r.as_deref_mut() {
+            let was_running = r.halted.is_none();
+            r.tick(now());
+            if was_running && let Some(h) = &r.halted {
+                tracing::warn!("OS update rollout halted: {}", halt_text(&h.reason));
+                let snapshot = r.clone();
+                self.persist(&snapshot);
+            }
+        }
         view_of(&s, payload, r.as_deref())
     }
 
