@@ -63,9 +63,7 @@ pub fn decode(n: &Node, d: &mut Diagnostics) -> UpgradeSpec {
     out.os_updates = f
         .get("os_updates")
         .and_then(|v| boolean(v, "`upgrade.os_updates`", d));
-    out.group = f
-        .get("group")
-        .and_then(|v| string(v, "`upgrade.group`", d));
+    out.group = f.get("group").and_then(|v| string(v, "`upgrade.group`", d));
     out.max_updating = f
         .get("max_updating")
         .and_then(|v| parse(v, "`upgrade.max_updating`", d));
@@ -166,8 +164,7 @@ fn secs(t: LeaseTime) -> u64 {
 fn is_group(g: &str) -> bool {
     !g.is_empty()
         && g.len() <= 64
-        && g
-            .bytes()
+        && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 

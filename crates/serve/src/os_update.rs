@@ -194,9 +194,10 @@ impl OsUpdates {
             Ok(f) => {
                 let mut text = String::new();
                 f.take(64 << 20).read_to_string(&mut text)?;
-                Some(serde_json::from_str::<Rollout>(&text).map_err(|e| {
-                    std::io::Error::other(format!("{}: {e}", path.display()))
-                })?)
+                Some(
+                    serde_json::from_str::<Rollout>(&text)
+                        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
+                )
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -382,9 +383,9 @@ impl OsUpdates {
                     Progress::Checking => None,
                     Progress::Downloading => Some(format!("downloading {target}")),
                     Progress::Downloaded => Some(format!("downloaded {target}")),
-                    Progress::Installed => Some(format!(
-                        "installed {target}, waiting for the reboot lock"
-                    )),
+                    Progress::Installed => {
+                        Some(format!("installed {target}, waiting for the reboot lock"))
+                    }
                     Progress::Rebooted { previous_version } => {
                         Some(format!("rebooted from {previous_version} into {version}"))
                     }
@@ -494,9 +495,7 @@ impl OsUpdates {
                 }
                 _ => {
                     if hooks.values().any(|h| matches!(h, HookRun::Running)) {
-                        return Reply::Conflict(
-                            "another node's reboot hook is running\n".into(),
-                        );
+                        return Reply::Conflict("another node's reboot hook is running\n".into());
                     }
                     hooks.insert(host.clone(), HookRun::Running);
                     let run = HookJob {
@@ -600,7 +599,9 @@ fn view_of(s: &Settings, payload: bool, r: Option<&Rollout>) -> OsUpdateView {
         target: r.map(|r| r.target_version.clone()),
         group: s.group.clone(),
         payload,
-        halted: r.and_then(|r| r.halted.as_ref()).map(|h| halt_text(&h.reason)),
+        halted: r
+            .and_then(|r| r.halted.as_ref())
+            .map(|h| halt_text(&h.reason)),
         canary: match r.map(|r| &r.canary) {
             Some(Canary::Pending) => "pending".into(),
             Some(Canary::Running(n)) => format!("running {n}"),
@@ -674,7 +675,10 @@ impl HookJob {
         };
         lock(&self.hooks).insert(self.host.clone(), run);
         if let Err(e) = self.tracker.record(self.mac, now, Input::OsUpdate(text)) {
-            tracing::error!(host = self.host, "cannot record the reboot hook's outcome: {e}");
+            tracing::error!(
+                host = self.host,
+                "cannot record the reboot hook's outcome: {e}"
+            );
         }
     }
 

@@ -230,7 +230,12 @@ impl Provisioning for Live {
             return Reply::NotFound;
         };
         if !s.is_owner(node, peer) || !t.is_ready_token(node.mac, token) {
-            self.refuse(node, "reboot lock", peer, "not the machine's address or token");
+            self.refuse(
+                node,
+                "reboot lock",
+                peer,
+                "not the machine's address or token",
+            );
             return Reply::Forbidden("forbidden\n".into());
         }
         u.reboot_lock(&s.cluster, t, node)

@@ -91,8 +91,18 @@ fn describe(v: &OsUpdateView) -> String {
         v.canary,
         v.in_flight
     );
-    let width = v.nodes.iter().map(|n| n.hostname.len()).max().unwrap_or(8).max(8);
-    let _ = writeln!(out, "{:width$}  {:13}  {:15}  VERSION", "HOSTNAME", "ROLE", "PHASE");
+    let width = v
+        .nodes
+        .iter()
+        .map(|n| n.hostname.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:width$}  {:13}  {:15}  VERSION",
+        "HOSTNAME", "ROLE", "PHASE"
+    );
     for n in &v.nodes {
         let _ = writeln!(
             out,

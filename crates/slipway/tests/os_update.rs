@@ -56,7 +56,12 @@ fn serve(dir: &Path) -> Serve {
         .arg(dir.join("state"))
         .arg("serve")
         .arg(dir.join("cluster.yaml"))
-        .args(["--http-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--no-dhcp", "--no-dns", "--no-tftp"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -76,7 +81,10 @@ fn serve(dir: &Path) -> Serve {
             api = a.to_string();
         }
     }
-    assert!(!http.is_empty() && !api.is_empty(), "http {http:?}, api {api:?}");
+    assert!(
+        !http.is_empty() && !api.is_empty(),
+        "http {http:?}, api {api:?}"
+    );
     Serve { child, http, api }
 }
 
@@ -99,7 +107,11 @@ fn omaha(fixture: &str, version: &str) -> String {
 }
 
 fn check(s: &Serve, from: &str, version: &str) -> String {
-    let (code, body) = post(from, &format!("{}/v1/update/", s.http), &omaha(CHECK, version));
+    let (code, body) = post(
+        from,
+        &format!("{}/v1/update/", s.http),
+        &omaha(CHECK, version),
+    );
     assert_eq!(code, 200, "{body}");
     body
 }
@@ -190,7 +202,10 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
     let hook = dir.join("hook.sh");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\necho \"$1\" >> {}\n", dir.join("hook.log").display()),
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\n",
+            dir.join("hook.log").display()
+        ),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut perms = std::fs::metadata(&hook)
@@ -218,10 +233,19 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
         )),
         "sha1 {sha1}: {body}"
     );
-    assert!(body.contains(&format!(r#"sha256="{sha256}""#)), "sha256 {sha256}: {body}");
+    assert!(
+        body.contains(&format!(r#"sha256="{sha256}""#)),
+        "sha256 {sha256}: {body}"
+    );
     // The payload is where the offer says (the mirror serves it).
     let out = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+        ])
         .arg(format!("{}/4081.2.0/flatcar_production_update.gz", s.http))
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -232,7 +256,10 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
     // max_updating 1: w2 and cp1 wait; a stranger gets nothing.
     for from in ["127.0.0.22", "127.0.0.11", "127.0.0.99"] {
         let body = check(&s, from, "3815.2.0");
-        assert!(body.contains(r#"<updatecheck status="noupdate"/>"#), "{from}: {body}");
+        assert!(
+            body.contains(r#"<updatecheck status="noupdate"/>"#),
+            "{from}: {body}"
+        );
     }
     // Not Omaha: 400. Too large: refused.
     let (code, _) = post("127.0.0.21", &format!("{}/v1/update/", s.http), "hello");
@@ -291,7 +318,10 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
     assert_eq!(granted.0, 200, "{}", granted.1);
     let hooked = std::fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
     assert_eq!(hooked, "w1\n", "the hook ran once, for w1");
-    assert_eq!(phase(&os_update_status(&dir, &s, file), "w1"), "reboot-granted");
+    assert_eq!(
+        phase(&os_update_status(&dir, &s, file), "w1"),
+        "reboot-granted"
+    );
 
     // w1 comes back on the target: complete; the slot goes to the next node.
     let (code, body) = post(
@@ -303,7 +333,10 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
     assert!(body.contains(r#"status="noupdate""#), "{body}");
     assert_eq!(phase(&os_update_status(&dir, &s, file), "w1"), "complete");
     let body = check(&s, "127.0.0.22", "3815.2.0");
-    assert!(body.contains(r#"<updatecheck status="ok">"#), "w2's turn: {body}");
+    assert!(
+        body.contains(r#"<updatecheck status="ok">"#),
+        "w2's turn: {body}"
+    );
     // cp1 waits: a control plane goes alone.
     let body = check(&s, "127.0.0.11", "3815.2.0");
     assert!(body.contains(r#"status="noupdate""#), "{body}");
@@ -357,7 +390,10 @@ fn a_rollout_offers_one_node_at_a_time_survives_a_restart_and_halts_on_timeout()
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("state: running"), "{out}");
     let body = check(&s, "127.0.0.22", "3815.2.0");
-    assert!(body.contains(r#"<updatecheck status="ok">"#), "resumed: {body}");
+    assert!(
+        body.contains(r#"<updatecheck status="ok">"#),
+        "resumed: {body}"
+    );
     // Halted by the operator: nothing offered.
     let (code, out) = slipway(&dir, &s.api, &["os-update", file, "halt"]);
     assert_eq!(code, 0, "{out}");
