@@ -41,9 +41,7 @@ fn file(config: &serde_json::Value, path: &str) -> Option<(String, u64)> {
         .find(|f| f["path"] == path)?;
     let source = f["contents"]["source"].as_str()?;
     let b64 = source.split_once("base64,")?.1;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
     Some((String::from_utf8(bytes).ok()?, f["mode"].as_u64()?))
 }
 
@@ -127,8 +125,7 @@ fn flatcar_nodes_ask_slipway_for_updates_and_for_the_reboot_lock() {
         );
         std::fs::write(dir.join("slipway-reboot.service"), service)
             .unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.join("slipway-reboot.timer"), &timer)
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("slipway-reboot.timer"), &timer).unwrap_or_else(|e| panic!("{e}"));
         let out = std::process::Command::new("systemd-analyze")
             .arg("verify")
             .arg(dir.join("slipway-reboot.service"))
@@ -168,10 +165,22 @@ fn upgrade_keys_are_checked() {
     let dir = path.parent().unwrap_or(Path::new("."));
     for (extra, want) in [
         ("upgrade:\n  group: 'a b'\n", "is not a group name"),
-        ("upgrade:\n  max_updating: 0\n", "`upgrade.max_updating` must be at least 1"),
-        ("upgrade:\n  period: infinite\n", "`upgrade.period` must be a positive duration"),
-        ("upgrade:\n  reboot_hook: no-such-hook.sh\n", "`upgrade.reboot_hook`: no file"),
-        ("upgrade:\n  max_updatng: 2\n", "did you mean `max_updating`?"),
+        (
+            "upgrade:\n  max_updating: 0\n",
+            "`upgrade.max_updating` must be at least 1",
+        ),
+        (
+            "upgrade:\n  period: infinite\n",
+            "`upgrade.period` must be a positive duration",
+        ),
+        (
+            "upgrade:\n  reboot_hook: no-such-hook.sh\n",
+            "`upgrade.reboot_hook`: no file",
+        ),
+        (
+            "upgrade:\n  max_updatng: 2\n",
+            "did you mean `max_updating`?",
+        ),
         ("upgrade:\n  safe_mode: maybe\n", "safe_mode"),
     ] {
         let text = base.clone() + extra;
@@ -183,7 +192,10 @@ fn upgrade_keys_are_checked() {
     let text = base.replace("distro: flatcar", "distro: coreos") + "upgrade:\n  os_updates: true\n";
     let loaded = load_str("lab.yaml", &text, dir, &NoHost);
     assert!(
-        loaded.diagnostics.render(&text).contains("needs `os.distro: flatcar`"),
+        loaded
+            .diagnostics
+            .render(&text)
+            .contains("needs `os.distro: flatcar`"),
         "{}",
         loaded.diagnostics.render(&text)
     );
