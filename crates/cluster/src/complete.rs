@@ -80,6 +80,9 @@ pub fn complete(
             .with_help("set `os.assets` to a directory, or remove `serve_images`"),
         );
     }
+    let upgrade = os
+        .as_ref()
+        .map(|o| crate::upgrade::complete(&spec.upgrade, o.distro, &o.channel, base_dir, d));
     Some(Cluster {
         cluster: cluster?,
         network,
@@ -87,6 +90,7 @@ pub fn complete(
         kubernetes: kubernetes?,
         access,
         profiles: profiles.into_iter().map(|(p, _)| p).collect(),
+        upgrade: upgrade?,
         nodes,
         index: Default::default(),
     })

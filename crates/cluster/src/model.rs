@@ -30,6 +30,8 @@ pub struct Cluster {
     pub access: Access,
     /// Settings shared by groups of nodes, chosen by selectors.
     pub profiles: Vec<Profile>,
+    /// In-place OS updates (`upgrade:`).
+    pub upgrade: crate::upgrade::Upgrade,
     /// Every machine, in file order.
     pub nodes: Vec<Node>,
     /// Nodes by MAC and hostname, built on first use.

@@ -35,6 +35,8 @@ pub struct Spec {
     pub access: AccessSpec,
     /// `profiles:`
     pub profiles: Vec<ProfileSpec>,
+    /// `upgrade:`
+    pub upgrade: crate::upgrade::UpgradeSpec,
     /// `nodes:`
     pub nodes: Vec<NodeSpec>,
     /// Where the `nodes:` key is, if present.
@@ -350,6 +352,7 @@ network: {dhcp: {}}
 os: {generic: {}, mirror: {trusted_keys: [{}], ipxe: {}}}
 kubernetes: {}
 access: {}
+upgrade: {}
 profiles: [{selector: {}, boot_files: {}}]
 nodes: [{bmc: {}, boot_files: {}}]
 ";
@@ -424,6 +427,9 @@ pub fn decode(root: &Node, d: &mut Diagnostics) -> Option<Spec> {
     }
     if let Some(n) = top.get("access") {
         spec.access = access(n, d);
+    }
+    if let Some(n) = top.get("upgrade") {
+        spec.upgrade = crate::upgrade::decode(n, d);
     }
     if let Some(n) = top.get("profiles") {
         spec.profiles = list(n, "`profiles`", d)

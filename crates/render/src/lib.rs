@@ -28,6 +28,7 @@ pub mod ipxe;
 pub mod k8s_upgrade;
 pub mod kubeadm;
 pub mod kubevip;
+pub mod os_update;
 pub mod provision;
 pub mod pxelinux;
 pub mod secrets;

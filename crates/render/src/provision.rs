@@ -409,6 +409,9 @@ pub fn provision(
             contents: kubevip::unit(cluster),
         });
     }
+    let (update_files, update_units) = crate::os_update::provision(cluster, node, urls, secrets);
+    files.extend(update_files);
+    units.extend(update_units);
     if kubeadm::join_kind(cluster, node) == kubeadm::Join::Init
         && let Some(unit) = cni_unit(cluster, urls)
     {

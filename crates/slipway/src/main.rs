@@ -10,6 +10,7 @@ mod export_cmd;
 mod host;
 mod machine_cmd;
 mod mirror_cmd;
+mod os_update_cmd;
 mod pki_cmd;
 mod privileges;
 mod render_cmd;
@@ -147,6 +148,14 @@ enum Command {
         file: PathBuf,
         /// Only this node (hostname or MAC).
         node: Option<String>,
+    },
+    /// In-place OS updates served by the running `slipway serve`: the rollout's
+    /// status, halt, resume.
+    OsUpdate {
+        /// The cluster file.
+        file: PathBuf,
+        #[command(subcommand)]
+        action: os_update_cmd::Action,
     },
     /// Act on one machine.
     Machine {
@@ -363,6 +372,9 @@ fn main() -> ExitCode {
             &cli.state_dir,
             cli.offline,
         ),
+        Command::OsUpdate { file, action } => {
+            os_update_cmd::os_update(&file, action, &cli.api, &cli.state_dir, cli.offline)
+        }
         Command::Machine {
             file,
             action: MachineAction::Reinstall { node },

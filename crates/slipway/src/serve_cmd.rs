@@ -351,6 +351,11 @@ async fn run(
     // Only as the network's DHCP server does slipway record machines' PXE DHCP (a
     // ProxyDHCP answer binds nothing): otherwise the first boot script arms an install.
     live.arm_on_boot_script(cluster.network.dhcp.mode != DhcpMode::Authoritative || listen.no_dhcp);
+    // In-place OS updates: the rollout kept in the state directory (see README
+    // "Upgrading").
+    let updates = slipway_serve::os_update::OsUpdates::open(&reload.state_dir)
+        .context("reading the OS update rollout")?;
+    live.enable_os_updates(std::sync::Arc::new(updates));
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;
