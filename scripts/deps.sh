@@ -51,6 +51,11 @@ NEEDED=(
   ipmi_sim:openipmi
   ipmitool:ipmitool
   /usr/share/doc/python3-venv:python3-venv
+  # Container images: a real registry (distribution v2) as the upstream, skopeo as
+  # the client that fills it and pulls back from slipway, containerd's ctr as a node.
+  docker-registry:docker-registry
+  skopeo:skopeo
+  ctr:containerd
 )
 missing=()
 for spec in "${NEEDED[@]}"; do
@@ -82,7 +87,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Nor at the next boot: disable the services of the packages installed just now.
   if command -v systemctl >/dev/null 2>&1; then
     for unit in isc-dhcp-server:isc-dhcp-server isc-dhcp-server:isc-dhcp-server6 \
-                kea-dhcp4-server:kea-dhcp4-server nginx:nginx; do
+                kea-dhcp4-server:kea-dhcp4-server nginx:nginx \
+                docker-registry:docker-registry containerd:containerd; do
       if [[ " ${missing[*]} " == *" ${unit%%:*} "* ]]; then
         systemctl disable --quiet "${unit#*:}" >/dev/null 2>&1 || true
       fi

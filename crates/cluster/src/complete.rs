@@ -68,6 +68,21 @@ pub fn complete(
     let nodes = nodes(spec, &network, &os, &profiles, &k, d);
     check_fleet(spec, &nodes, &profiles, d);
     let kubernetes = kubernetes(spec, &network, &nodes, k, base_dir, d);
+    if let (Some(o), Some(kube), Some(flag)) = (&os, &kubernetes, &spec.kubernetes.serve_images)
+        && kube.images.serve
+        && let AssetSource::Remote(url) = &o.assets
+    {
+        d.push(
+            Diagnostic::error(
+                flag.span,
+                format!("`kubernetes.serve_images` needs a local asset mirror (`os.assets` is {url}): the images are kept under it"),
+            )
+            .with_help("set `os.assets` to a directory, or remove `serve_images`"),
+        );
+    }
+    let upgrade = os
+        .as_ref()
+        .map(|o| crate::upgrade::complete(&spec.upgrade, o.distro, &o.channel, base_dir, d));
     Some(Cluster {
         cluster: cluster?,
         network,
@@ -75,6 +90,7 @@ pub fn complete(
         kubernetes: kubernetes?,
         access,
         profiles: profiles.into_iter().map(|(p, _)| p).collect(),
+        upgrade: upgrade?,
         nodes,
         index: Default::default(),
     })
@@ -1356,7 +1372,114 @@ fn kubernetes(
             .sysext_url
             .as_ref()
             .map(|u| http_url(u, "`kubernetes.sysext_url`", d)),
+        images: image_mirror(k, d),
     })
+}
+
+/// `serve_images`, `extra_images`, `image_sources`: references must name a registry
+/// host and a tag or digest; sources are http(s) URLs keyed by registry host; the
+/// last two only with `serve_images: true` (otherwise nothing would read them).
+fn image_mirror(k: &crate::spec::KubernetesSpec, d: &mut Diagnostics) -> ImageMirror {
+    let serve = k.serve_images.as_ref().is_some_and(|s| s.value);
+    let mut extra = Vec::new();
+    for r in &k.extra_images {
+        if let Err(why) = check_image_reference(&r.value) {
+            d.push(
+                Diagnostic::error(
+                    r.span,
+                    format!("`kubernetes.extra_images`: `{}` {why}", r.value),
+                )
+                .with_help("write the full reference, e.g. docker.io/library/busybox:1.36"),
+            );
+        }
+        extra.push(r.value.clone());
+    }
+    let mut sources = BTreeMap::new();
+    for (key, url) in &k.image_sources {
+        if !is_dns_name(key.text.split(':').next().unwrap_or("")) {
+            d.error(
+                key.span,
+                format!(
+                    "`kubernetes.image_sources`: `{}` is not a registry host name",
+                    key.text
+                ),
+            );
+        }
+        sources.insert(
+            key.text.clone(),
+            http_url(url, "`kubernetes.image_sources`", d),
+        );
+    }
+    if !serve {
+        let first = k
+            .extra_images
+            .first()
+            .map(|r| (r.span, "extra_images"))
+            .or_else(|| {
+                k.image_sources
+                    .first()
+                    .map(|(key, _)| (key.span, "image_sources"))
+            });
+        if let Some((span, key)) = first {
+            d.push(
+                Diagnostic::error(
+                    span,
+                    format!("`kubernetes.{key}` applies only with `kubernetes.serve_images: true`"),
+                )
+                .with_help("set `serve_images: true`, or remove it"),
+            );
+        }
+    }
+    ImageMirror {
+        serve,
+        extra,
+        sources,
+    }
+}
+
+/// Whether `r` is a full image reference: `host[:port]/repository[:tag|@sha256:hex]`,
+/// the host with a dot or a port (or `localhost`), lower-case repository components.
+pub fn check_image_reference(r: &str) -> Result<(), &'static str> {
+    let (name, _) = split_reference(r).ok_or("has no tag or digest (`:tag` or `@sha256:...`)")?;
+    let (host, repo) = name
+        .split_once('/')
+        .ok_or("does not name a registry host (`registry/repository:tag`)")?;
+    if !(host.contains('.') || host.contains(':') || host == "localhost") {
+        return Err("does not name a registry host (`registry/repository:tag`)");
+    }
+    let ok_component = |c: &str| {
+        !c.is_empty()
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+            && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+    };
+    if !repo.split('/').all(ok_component) {
+        return Err("has an invalid repository name (lower-case letters, digits, `._-`, `/`)");
+    }
+    Ok(())
+}
+
+/// Splits `name:tag` or `name@sha256:hex` into the name and the tag or digest;
+/// `None` when neither is there or the tag or digest is malformed.
+pub fn split_reference(r: &str) -> Option<(&str, &str)> {
+    if let Some((name, digest)) = r.split_once('@') {
+        let hex = digest.strip_prefix("sha256:")?;
+        let ok = hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        return ok.then_some((name, digest));
+    }
+    let slash = r.rfind('/').unwrap_or(0);
+    let colon = r[slash..].rfind(':')? + slash;
+    let (name, tag) = (&r[..colon], &r[colon + 1..]);
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    ok.then_some((name, tag))
 }
 
 /// The oldest Kubernetes minor version slipway renders (1.27).

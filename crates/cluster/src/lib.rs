@@ -43,6 +43,7 @@ pub mod model;
 pub mod sextant;
 pub mod spec;
 pub mod types;
+pub mod upgrade;
 pub mod yaml;
 
 use std::path::Path;
@@ -52,6 +53,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
 pub use model::*;
 pub use spec::Spec;
 pub use types::{Ipv4Range, LeaseTime, MacAddr};
+pub use upgrade::Upgrade;
 
 /// The result of loading a cluster file.
 #[derive(Debug)]

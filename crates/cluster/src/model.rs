@@ -30,6 +30,8 @@ pub struct Cluster {
     pub access: Access,
     /// Settings shared by groups of nodes, chosen by selectors.
     pub profiles: Vec<Profile>,
+    /// In-place OS updates (`upgrade:`).
+    pub upgrade: crate::upgrade::Upgrade,
     /// Every machine, in file order.
     pub nodes: Vec<Node>,
     /// Nodes by MAC and hostname, built on first use.
@@ -364,6 +366,30 @@ pub struct Kubernetes {
     /// from (a sysext-bakery-style directory; `None`: Flatcar's sysext-bakery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysext_url: Option<String>,
+    /// The container images slipway mirrors and serves to the nodes (written as the
+    /// file's `serve_images`, `extra_images`, `image_sources`).
+    #[serde(flatten)]
+    pub images: ImageMirror,
+}
+
+/// Container images served by slipway: `slipway mirror` pulls them by digest into
+/// `<assets>/oci`, `serve` answers the registry protocol for them, and the nodes'
+/// containerd asks slipway first for every registry they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ImageMirror {
+    /// Whether images are mirrored and served (`serve_images`; needs a local
+    /// `os.assets` mirror).
+    #[serde(rename = "serve_images")]
+    pub serve: bool,
+    /// Images beyond Kubernetes', the CNI's and kube-vip's (`extra_images`): full
+    /// references, `registry/repository:tag`.
+    #[serde(rename = "extra_images", skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
+    /// Where `slipway mirror` pulls a registry's images from instead of the registry
+    /// itself (`image_sources`: registry host → base URL, e.g. a private mirror
+    /// `https://harbor.lan/proxy-k8s`; the repository is appended under it).
+    #[serde(rename = "image_sources", skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, String>,
 }
 
 /// The control-plane endpoint.

@@ -35,6 +35,8 @@ pub struct Spec {
     pub access: AccessSpec,
     /// `profiles:`
     pub profiles: Vec<ProfileSpec>,
+    /// `upgrade:`
+    pub upgrade: crate::upgrade::UpgradeSpec,
     /// `nodes:`
     pub nodes: Vec<NodeSpec>,
     /// Where the `nodes:` key is, if present.
@@ -207,6 +209,12 @@ pub struct KubernetesSpec {
     pub registry_mirrors: Vec<(Key, Vec<Spanned<String>>)>,
     /// Where the sysext image and its SHA256SUMS are fetched from.
     pub sysext_url: S<String>,
+    /// Whether slipway mirrors and serves the cluster's container images.
+    pub serve_images: S<bool>,
+    /// Further images to mirror and serve.
+    pub extra_images: Vec<Spanned<String>>,
+    /// Where `slipway mirror` pulls each registry's images from.
+    pub image_sources: Vec<(Key, Spanned<String>)>,
     /// Keys present in the section, valid or not.
     pub given: Vec<String>,
     /// Where the section is.
@@ -344,6 +352,7 @@ network: {dhcp: {}}
 os: {generic: {}, mirror: {trusted_keys: [{}], ipxe: {}}}
 kubernetes: {}
 access: {}
+upgrade: {}
 profiles: [{selector: {}, boot_files: {}}]
 nodes: [{bmc: {}, boot_files: {}}]
 ";
@@ -418,6 +427,9 @@ pub fn decode(root: &Node, d: &mut Diagnostics) -> Option<Spec> {
     }
     if let Some(n) = top.get("access") {
         spec.access = access(n, d);
+    }
+    if let Some(n) = top.get("upgrade") {
+        spec.upgrade = crate::upgrade::decode(n, d);
     }
     if let Some(n) = top.get("profiles") {
         spec.profiles = list(n, "`profiles`", d)
@@ -833,6 +845,36 @@ fn kubernetes(n: &Node, d: &mut Diagnostics) -> KubernetesSpec {
     out.sysext_url = f
         .get("sysext_url")
         .and_then(|v| string(v, "`kubernetes.sysext_url`", d));
+    out.serve_images = f
+        .get("serve_images")
+        .and_then(|v| boolean(v, "`kubernetes.serve_images`", d));
+    out.extra_images = f
+        .get("extra_images")
+        .map(|v| {
+            list_of(v, "`kubernetes.extra_images`", d, |n, d| {
+                string(n, "`kubernetes.extra_images`", d)
+            })
+        })
+        .unwrap_or_default();
+    if let Some(m) = f.get("image_sources") {
+        match &m.value {
+            crate::yaml::Value::Map(entries) => {
+                for (k, v) in entries {
+                    let what = format!("`kubernetes.image_sources` of `{}`", k.text);
+                    if let Some(u) = string(v, &what, d) {
+                        out.image_sources.push((k.clone(), u));
+                    }
+                }
+            }
+            _ => d.error(
+                m.span,
+                format!(
+                    "`kubernetes.image_sources` must be a mapping of registry: URL, not {}",
+                    m.kind()
+                ),
+            ),
+        }
+    }
     f.finish(d);
     out
 }

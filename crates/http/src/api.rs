@@ -58,6 +58,9 @@ pub const SECURITY_SCHEME: &str = "operator_token";
         api_cluster,
         api_nodes,
         api_node,
+        crate::update::api_os_update,
+        crate::update::api_os_update_halt,
+        crate::update::api_os_update_resume,
         openapi_json
     ),
     components(schemas(
@@ -71,7 +74,9 @@ pub const SECURITY_SCHEME: &str = "operator_token";
         ClusterView,
         OsView,
         KubernetesView,
-        ErrorBody
+        ErrorBody,
+        crate::update::OsUpdateView,
+        crate::update::OsUpdateNode
     ))
 )]
 pub struct ApiDoc;
@@ -105,6 +110,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/cluster"),
     ("GET", "/api/v1/nodes"),
     ("GET", "/api/v1/nodes/{id}"),
+    ("GET", "/api/v1/os-update"),
+    ("POST", "/api/v1/os-update/halt"),
+    ("POST", "/api/v1/os-update/resume"),
     ("GET", "/api/v1/openapi.json"),
 ];
 
@@ -117,6 +125,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
         ("GET", "/api/v1/cluster") => get(api_cluster),
         ("GET", "/api/v1/nodes") => get(api_nodes),
         ("GET", "/api/v1/nodes/{id}") => get(api_node),
+        ("GET", "/api/v1/os-update") => get(crate::update::api_os_update),
+        ("POST", "/api/v1/os-update/halt") => post(crate::update::api_os_update_halt),
+        ("POST", "/api/v1/os-update/resume") => post(crate::update::api_os_update_resume),
         ("GET", "/api/v1/openapi.json") => get(openapi_json),
         // A programming error caught by every test that builds the router.
         _ => unreachable!("no handler for {method} {path}"),

@@ -39,7 +39,9 @@ pub mod api;
 pub mod bounded;
 pub mod files;
 mod machine;
+pub mod registry;
 pub mod tls;
+pub mod update;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +77,8 @@ pub enum Reply {
     Gone(String),
     /// 500 with this text: slipway failed.
     Error(String),
+    /// 400 with this text: the request cannot be read.
+    BadRequest(String),
 }
 
 impl Reply {
@@ -98,6 +102,7 @@ impl IntoResponse for Reply {
             Reply::Conflict(t) => text(StatusCode::CONFLICT, t),
             Reply::Gone(t) => text(StatusCode::GONE, t),
             Reply::Error(t) => text(StatusCode::INTERNAL_SERVER_ERROR, t),
+            Reply::BadRequest(t) => text(StatusCode::BAD_REQUEST, t),
         }
     }
 }
@@ -195,6 +200,32 @@ pub trait Provisioning: Send + Sync + 'static {
     fn boot_dir(&self) -> Option<PathBuf>;
     /// The asset mirror's directory, served for any other `GET`.
     fn mirror_dir(&self) -> Option<PathBuf>;
+    /// `POST /v1/update/`: an Omaha request (at most [`update::MAX_UPDATE_BODY`]
+    /// bytes) from `peer`, answered with Omaha XML. Called off the async runtime: it
+    /// may hash the update payload. Default: 404 (no OS updates).
+    fn os_update(&self, body: &[u8], peer: SocketAddr) -> Reply {
+        let _ = (body, peer);
+        Reply::NotFound
+    }
+    /// `POST /v1/reboot/<mac>/<token>`: the node asks for the reboot lock with its
+    /// report token; 200 grants it. Called off the async runtime. Default: 404.
+    fn reboot_lock(&self, mac: MacAddr, token: &str, peer: SocketAddr) -> Reply {
+        let _ = (mac, token, peer);
+        Reply::NotFound
+    }
+    /// `GET /api/v1/os-update`, the token already checked. Default: not offered.
+    fn os_update_status(&self) -> Result<update::OsUpdateView, ApiError> {
+        Err(ApiError::Disabled)
+    }
+    /// `POST /api/v1/os-update/halt|resume`, the token already checked. Default: not
+    /// offered.
+    fn os_update_control(
+        &self,
+        action: update::OsUpdateAction,
+    ) -> Result<update::OsUpdateView, ApiError> {
+        let _ = action;
+        Err(ApiError::Disabled)
+    }
 }
 
 /// The state the routes share.
@@ -205,6 +236,7 @@ type Shared = Arc<dyn Provisioning>;
 /// of its own).
 pub fn router(provisioning: Arc<dyn Provisioning>) -> Router {
     machine::routes()
+        .merge(update::machine_routes())
         .fallback(machine::mirror)
         .with_state(provisioning)
 }

@@ -1,6 +1,6 @@
 //! The machine-facing routes: what a machine fetches while it boots and installs
 //! (`/boot.ipxe`, `/ipxe/..`, `/config/..`, `/cloud-configs/..`, `/boot/..`), its
-//! progress reports (`/report/..`), and the asset mirror for any other path but
+//! progress reports (`/report/..`), the read-only image registry (`/v2/..`), and the asset mirror for any other path but
 //! `/api/..`: the operator API is not served to machines.
 
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use slipway_cluster::MacAddr;
 
 use crate::{
@@ -27,6 +27,20 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/cloud-configs/{file}", get(seed_cloud_config))
         .route("/boot/{file}", get(boot_file))
         .route("/report/{mac}/{token}/{event}", post(report))
+        .route("/v2", any(registry))
+        .route("/v2/", any(registry))
+        .route("/v2/{*rest}", any(registry))
+}
+
+/// `/v2/...`: the read-only image registry over `<assets>/oci` ([`crate::registry`]).
+async fn registry(
+    State(p): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let layout = p.mirror_dir().map(|d| d.join(crate::registry::LAYOUT_DIR));
+    crate::registry::route(layout, &method, &uri, &headers).await
 }
 
 fn mac(s: &str) -> Option<MacAddr> {

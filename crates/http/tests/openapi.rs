@@ -31,6 +31,7 @@ fn machine() -> MachineView {
         last_event: None,
         installed: None,
         events: None,
+        os_update: None,
     }
 }
 
@@ -105,6 +106,7 @@ impl Provisioning for Stub {
     fn machine(&self, _: &str) -> Result<MachineView, ApiError> {
         Ok(MachineView {
             events: Some(Vec::new()),
+            os_update: None,
             ..machine()
         })
     }
@@ -119,6 +121,24 @@ impl Provisioning for Stub {
     }
     fn mirror_dir(&self) -> Option<PathBuf> {
         None
+    }
+    fn os_update_status(&self) -> Result<slipway_http::update::OsUpdateView, ApiError> {
+        Ok(slipway_http::update::OsUpdateView {
+            enabled: true,
+            target: Some("4081.2.0".into()),
+            group: "stable".into(),
+            payload: true,
+            halted: None,
+            canary: "done".into(),
+            in_flight: 0,
+            nodes: Vec::new(),
+        })
+    }
+    fn os_update_control(
+        &self,
+        _: slipway_http::update::OsUpdateAction,
+    ) -> Result<slipway_http::update::OsUpdateView, ApiError> {
+        self.os_update_status()
     }
 }
 

@@ -154,6 +154,10 @@ pub enum Input {
         /// Why it was refused.
         why: String,
     },
+    /// A step of an in-place OS update of the installed system (`downloading
+    /// 4081.2.0`, `reboot granted`, `complete 4081.2.0`): history only, the machine's
+    /// state does not change.
+    OsUpdate(String),
     /// Stalled: slipway power-cycled it through its BMC into the installer once more
     /// (`action` says what was done). The install timeout starts again.
     Retried {
@@ -474,6 +478,7 @@ impl Machine {
             (Input::KeyIssued { .. }, s) => s,
             (Input::SecretServed { .. }, s) => s,
             (Input::Refused { .. }, s) => s,
+            (Input::OsUpdate(_), s) => s,
         };
         match &input {
             Input::Reinstall => {

@@ -12,6 +12,8 @@
 //!   accepting only keys whose primary fingerprint is trusted; SHA-256 sums.
 //! - [`fetch`]: the downloads (HTTP Range resume of a `.part` file, N in parallel,
 //!   atomic landing, a verified-manifest so a re-run fetches nothing twice).
+//! - [`oci`]: the cluster's container images, pulled by digest into an OCI image
+//!   layout under `<assets>/oci` that `slipway serve` answers the registry protocol from.
 //!
 //! Flatcar's image-signing key ships in this crate ([`FLATCAR_KEY`], fingerprint
 //! [`FLATCAR_FINGERPRINT`]); `os.mirror.trusted_keys` replaces it.
@@ -19,6 +21,7 @@
 
 pub mod deb;
 pub mod fetch;
+pub mod oci;
 pub mod plan;
 pub mod verify;
 

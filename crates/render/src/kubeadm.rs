@@ -188,7 +188,7 @@ pub fn documents(cluster: &Cluster, node: &Node) -> Result<Vec<Value>, RenderErr
                 format!("{}.{}", k.api_name, cluster.cluster.domain),
             ];
             sans.extend(k.extra_sans.iter().cloned());
-            docs.push(json!({
+            let mut cluster_config = json!({
                 "apiVersion": apiv,
                 "kind": "ClusterConfiguration",
                 "clusterName": cluster.cluster.name,
@@ -202,7 +202,15 @@ pub fn documents(cluster: &Cluster, node: &Node) -> Result<Vec<Value>, RenderErr
                     "dnsDomain": SERVICE_DNS_DOMAIN,
                 },
                 "etcd": {"local": {"dataDir": "/var/lib/etcd"}},
-            }));
+            });
+            if k.images.serve {
+                // The tags slipway mirrored (its table of kubeadm's pins), so that a
+                // kubeadm patch release moving a pin still pulls what slipway serves.
+                let pins = crate::images::kubeadm_pins(&k.version);
+                cluster_config["etcd"]["local"]["imageTag"] = json!(pins.etcd);
+                cluster_config["dns"] = json!({"imageTag": pins.coredns});
+            }
+            docs.push(cluster_config);
         }
         Join::ControlPlane | Join::Worker => {
             let mut doc = json!({

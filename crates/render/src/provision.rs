@@ -203,23 +203,11 @@ fn cni_unit(cluster: &Cluster, urls: &Urls) -> Option<Unit> {
     })
 }
 
-/// The pause (sandbox) image kubeadm expects for `version`, from the cluster's image
-/// repository (so an air-gapped site never reaches for registry.k8s.io).
+/// The pause (sandbox) image kubeadm expects for `version` (kubeadm's pin,
+/// [`crate::images::kubeadm_pins`]), from the cluster's image repository (so an
+/// air-gapped site never reaches for registry.k8s.io).
 pub fn pause_image(cluster: &Cluster) -> String {
-    let minor = cluster
-        .kubernetes
-        .version
-        .trim_start_matches('v')
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse::<u32>().ok())
-        .unwrap_or(0);
-    let tag = match minor {
-        31.. => "3.10",
-        29..=30 => "3.9",
-        27..=28 => "3.9",
-        _ => "3.8",
-    };
+    let tag = crate::images::kubeadm_pins(&cluster.kubernetes.version).pause;
     format!("{}/pause:{tag}", cluster.kubernetes.image_repository)
 }
 
@@ -248,7 +236,10 @@ fn containerd_config(cluster: &Cluster) -> String {
     .join("\n")
 }
 
-fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
+/// `/etc/containerd/certs.d/<upstream>/hosts.toml`: containerd tries each host in
+/// order (`mirrors`), then the upstream `server`. slipway's own registry, when it
+/// serves images, is a plain-HTTP host first.
+pub fn containerd_hosts(upstream: &str, mirrors: &[String]) -> String {
     let server = if upstream == "docker.io" {
         "https://registry-1.docker.io".to_string()
     } else {
@@ -262,6 +253,31 @@ fn containerd_mirror(upstream: &str, mirrors: &[String]) -> String {
         );
     }
     s
+}
+
+/// The `hosts.toml` files of `cluster`'s nodes, by upstream registry: the
+/// `kubernetes.registry_mirrors`, and with `kubernetes.serve_images` slipway first
+/// (`urls.base()`) for every registry the cluster's images come from.
+pub fn containerd_hosts_files(cluster: &Cluster, urls: &Urls) -> Vec<(String, String)> {
+    let k = &cluster.kubernetes;
+    let mut hosts: std::collections::BTreeMap<String, Vec<String>> = k.registry_mirrors.clone();
+    if k.images.serve {
+        for registry in crate::images::registries(cluster) {
+            hosts
+                .entry(registry)
+                .or_default()
+                .insert(0, urls.base().to_string());
+        }
+    }
+    hosts
+        .iter()
+        .map(|(upstream, mirrors)| {
+            (
+                format!("/etc/containerd/certs.d/{upstream}/hosts.toml"),
+                containerd_hosts(upstream, mirrors),
+            )
+        })
+        .collect()
 }
 
 /// The unit that tells slipway the installed system came up (`ready`), once: only after
@@ -350,10 +366,10 @@ pub fn provision(
         contents: "[Service]\nEnvironment=CONTAINERD_CONFIG=/etc/containerd/config.toml\n".into(),
         mode: 0o644,
     });
-    for (upstream, mirrors) in &cluster.kubernetes.registry_mirrors {
+    for (path, contents) in containerd_hosts_files(cluster, urls) {
         files.push(File {
-            path: format!("/etc/containerd/certs.d/{upstream}/hosts.toml"),
-            contents: containerd_mirror(upstream, mirrors),
+            path,
+            contents,
             mode: 0o644,
         });
     }
@@ -393,6 +409,9 @@ pub fn provision(
             contents: kubevip::unit(cluster),
         });
     }
+    let (update_files, update_units) = crate::os_update::provision(cluster, node, urls, secrets);
+    files.extend(update_files);
+    units.extend(update_units);
     if kubeadm::join_kind(cluster, node) == kubeadm::Join::Init
         && let Some(unit) = cni_unit(cluster, urls)
     {

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod dhcp;
+pub mod os_update;
 mod provisioning;
 pub mod services;
 pub mod stall;
@@ -150,6 +151,7 @@ pub struct Live {
     admin_token: Option<String>,
     guard: trust::Guard,
     arm_on_boot_script: std::sync::atomic::AtomicBool,
+    os_updates: std::sync::OnceLock<Arc<os_update::OsUpdates>>,
 }
 
 /// How long an armed install stays armed, in seconds (`os.install_timeout`; `None`:
@@ -172,6 +174,7 @@ impl Live {
             admin_token: None,
             guard: trust::Guard::default(),
             arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
+            os_updates: std::sync::OnceLock::new(),
         })
     }
 
@@ -184,6 +187,7 @@ impl Live {
             admin_token: Some(admin_token),
             guard: trust::Guard::default(),
             arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
+            os_updates: std::sync::OnceLock::new(),
         })
     }
 
@@ -198,6 +202,7 @@ impl Live {
             admin_token: Some(admin_token),
             guard: trust::Guard::default(),
             arm_on_boot_script: std::sync::atomic::AtomicBool::new(false),
+            os_updates: std::sync::OnceLock::new(),
         })
     }
 
@@ -226,6 +231,17 @@ impl Live {
     pub fn arm_on_boot_script(&self, yes: bool) {
         self.arm_on_boot_script
             .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Serves in-place OS updates with `updates` (`POST /v1/update/`, the reboot lock,
+    /// the operator's rollout routes); only the first call counts.
+    pub fn enable_os_updates(&self, updates: Arc<os_update::OsUpdates>) {
+        let _ = self.os_updates.set(updates);
+    }
+
+    /// The OS update service, when enabled.
+    pub fn os_updates(&self) -> Option<&Arc<os_update::OsUpdates>> {
+        self.os_updates.get()
     }
 
     /// The machines' lives, when tracked.

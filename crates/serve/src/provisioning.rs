@@ -8,6 +8,7 @@ use slipway_http::api::types::{
     BuildView, ClusterView, EventView, KubernetesView, MachineList, MachineView, NodeList,
     NodeUrls, NodeView, OsView,
 };
+use slipway_http::update::{OsUpdateAction, OsUpdateView};
 use slipway_http::{ApiError, CloudConfigFile, ConfigFile, Provisioning, Reply, ReportEvent};
 use slipway_lifecycle::{Event, Input, Machine, Report};
 use slipway_render::{Artifact, Urls};
@@ -172,7 +173,7 @@ impl Provisioning for Live {
                 .cluster
                 .nodes
                 .iter()
-                .map(|n| machine_view(n, t.machine(n.mac).as_ref(), false))
+                .map(|n| self.machine_view(n, t.machine(n.mac).as_ref(), false))
                 .collect(),
         })
     }
@@ -181,7 +182,7 @@ impl Provisioning for Live {
         let s = self.current();
         let t = self.tracker.as_ref().ok_or(ApiError::Disabled)?;
         let n = find(&s, id)?;
-        Ok(machine_view(n, t.machine(n.mac).as_ref(), true))
+        Ok(self.machine_view(n, t.machine(n.mac).as_ref(), true))
     }
 
     fn operator_token(&self) -> Option<String> {
@@ -200,7 +201,7 @@ impl Provisioning for Live {
                     generation = m.generation,
                     "install re-armed"
                 );
-                Ok(machine_view(n, Some(&m), false))
+                Ok(self.machine_view(n, Some(&m), false))
             }
             Err(e) => Err(ApiError::Internal(e.to_string())),
         }
@@ -212,6 +213,42 @@ impl Provisioning for Live {
 
     fn mirror_dir(&self) -> Option<PathBuf> {
         self.current().mirror().map(PathBuf::from)
+    }
+
+    fn os_update(&self, body: &[u8], peer: SocketAddr) -> Reply {
+        let Some(u) = self.os_updates() else {
+            return Reply::NotFound;
+        };
+        u.answer(&self.current().cluster, self.tracker.as_ref(), body, peer)
+    }
+
+    fn reboot_lock(&self, mac: MacAddr, token: &str, peer: SocketAddr) -> Reply {
+        let s = self.current();
+        let (Some(u), Some(t), Some(node)) =
+            (self.os_updates(), &self.tracker, s.cluster.node_by_mac(mac))
+        else {
+            return Reply::NotFound;
+        };
+        if !s.is_owner(node, peer) || !t.is_ready_token(node.mac, token) {
+            self.refuse(
+                node,
+                "reboot lock",
+                peer,
+                "not the machine's address or token",
+            );
+            return Reply::Forbidden("forbidden\n".into());
+        }
+        u.reboot_lock(&s.cluster, t, node)
+    }
+
+    fn os_update_status(&self) -> Result<OsUpdateView, ApiError> {
+        let u = self.os_updates().ok_or(ApiError::Disabled)?;
+        Ok(u.view(&self.current().cluster))
+    }
+
+    fn os_update_control(&self, action: OsUpdateAction) -> Result<OsUpdateView, ApiError> {
+        let u = self.os_updates().ok_or(ApiError::Disabled)?;
+        Ok(u.control(&self.current().cluster, action))
     }
 }
 
@@ -260,8 +297,17 @@ fn event_view(e: &Event) -> EventView {
     }
 }
 
+impl Live {
+    fn machine_view(&self, n: &Node, m: Option<&Machine>, events: bool) -> MachineView {
+        let mut v = machine_view(n, m, events);
+        v.os_update = self.os_updates().and_then(|u| u.phase_of(&n.hostname));
+        v
+    }
+}
+
 fn machine_view(n: &Node, m: Option<&Machine>, events: bool) -> MachineView {
     MachineView {
+        os_update: None,
         hostname: n.hostname.clone(),
         mac: n.mac,
         ip: n.ip,

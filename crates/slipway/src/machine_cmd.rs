@@ -106,7 +106,7 @@ impl ApiClient {
     }
 
     /// Sends `request` with the token; the status and the body.
-    fn send(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    pub(crate) fn send(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
         let sent = match method {
@@ -136,7 +136,7 @@ impl ApiClient {
     }
 
     /// `GET path` as JSON, any status but 200 an error.
-    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let (status, body) = self.send("GET", path)?;
         anyhow::ensure!(
             status == 200,
@@ -236,6 +236,9 @@ pub fn status(
         let mut state = m.state;
         if let Some(r) = &m.reason {
             state = format!("{state} ({r})");
+        }
+        if let Some(u) = &m.os_update {
+            state = format!("{state}, os update: {u}");
         }
         rows.push([
             m.hostname,

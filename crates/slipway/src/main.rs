@@ -10,6 +10,7 @@ mod export_cmd;
 mod host;
 mod machine_cmd;
 mod mirror_cmd;
+mod os_update_cmd;
 mod pki_cmd;
 mod privileges;
 mod reimage;
@@ -73,7 +74,9 @@ enum Command {
     },
     /// Fill the cluster's asset mirror (`os.assets`) with the OS images and the
     /// Kubernetes sysext its nodes will ask for, each verified (OpenPGP signature or
-    /// SHA-256); resumes partial downloads, fetches nothing already verified.
+    /// SHA-256), and with `kubernetes.serve_images` the container images (pulled by
+    /// digest into `<os.assets>/oci`); resumes partial downloads, fetches nothing
+    /// already verified.
     Mirror {
         /// The cluster file.
         file: PathBuf,
@@ -147,6 +150,14 @@ enum Command {
         file: PathBuf,
         /// Only this node (hostname or MAC).
         node: Option<String>,
+    },
+    /// In-place OS updates served by the running `slipway serve`: the rollout's
+    /// status, halt, resume.
+    OsUpdate {
+        /// The cluster file.
+        file: PathBuf,
+        #[command(subcommand)]
+        action: os_update_cmd::Action,
     },
     /// Act on one machine.
     Machine {
@@ -441,6 +452,9 @@ fn main() -> ExitCode {
             &cli.state_dir,
             cli.offline,
         ),
+        Command::OsUpdate { file, action } => {
+            os_update_cmd::os_update(&file, action, &cli.api, &cli.state_dir, cli.offline)
+        }
         Command::Machine {
             file,
             action: MachineAction::Reinstall { node },

@@ -230,6 +230,9 @@ fn warn_missing_mirror(cluster: &Cluster) {
     {
         tracing::warn!(dir = %dir.display(), "the asset mirror directory does not exist: OS images will 404");
     }
+    for image in slipway_mirror::oci::missing(cluster) {
+        tracing::warn!(image = %image, "not in the image mirror (run `slipway mirror --only images`): nodes pull it from its registry");
+    }
     let (_, rest) = crate::mirror_cmd::missing(cluster);
     for f in rest {
         tracing::warn!(file = %f.display(), "missing from the asset mirror (run `slipway mirror`): machines asking for it get 404");
@@ -348,6 +351,11 @@ async fn run(
     // Only as the network's DHCP server does slipway record machines' PXE DHCP (a
     // ProxyDHCP answer binds nothing): otherwise the first boot script arms an install.
     live.arm_on_boot_script(cluster.network.dhcp.mode != DhcpMode::Authoritative || listen.no_dhcp);
+    // In-place OS updates: the rollout kept in the state directory (see README
+    // "Upgrading").
+    let updates = slipway_serve::os_update::OsUpdates::open(&reload.state_dir)
+        .context("reading the OS update rollout")?;
+    live.enable_os_updates(std::sync::Arc::new(updates));
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("HTTP: cannot listen on {http_addr}"))?;

@@ -71,7 +71,9 @@ network: {{interface: br0, server: 10.99.0.1, subnet: 10.99.0.0/24, gateway: 10.
 os:
   version: 4081.2.0
   assets: mirror
-  mirror: {{base_url: 'http://127.0.0.1:{port}/amd64-usr'}}
+  mirror:
+    base_url: 'http://127.0.0.1:{port}/amd64-usr'
+    ipxe: {{url: 'http://127.0.0.1:{port}/deb/ipxe_1_all.deb', sha256: 49dc854857dcfb354292bdc79ce7419e0d72988666723395b2e102d147c3730d}}
 kubernetes: {{version: v1.31.2, service_subnet: 10.100.0.0/16, sysext_url: 'http://127.0.0.1:{port}/ext'}}
 access: {{ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderPlaceholder t@x']}}
 nodes:
@@ -191,7 +193,10 @@ fn dry_run_lists_urls_destinations_and_sizes() {
         "{out}"
     );
     assert!(
-        out.contains("/pool/main/i/ipxe/ipxe_1.0.0+git-20190125.36a4c85-5.1_all.deb\n  -> "),
+        out.contains(&format!(
+            "http://127.0.0.1:{port}/deb/ipxe_1_all.deb\n  -> {}  [size unknown]",
+            dir.join("mirror/ipxe/ipxe_1_all.deb").display()
+        )),
         "{out}"
     );
     assert!(out.contains("12 files, 4.0 KiB in all"), "{out}");

@@ -306,6 +306,14 @@ impl Tracker {
         self.machine(mac).is_none_or(|m| m.boots_installer())
     }
 
+    /// Whether `given` is `mac`'s `ready` report token of its current install: the
+    /// credential its installed system holds (the reboot lock of in-place OS updates
+    /// asks with it).
+    pub fn is_ready_token(&self, mac: MacAddr, given: &str) -> bool {
+        let generation = self.machine(mac).map_or(0, |m| m.generation);
+        check_token(&self.key, mac, generation, Purpose::Ready, given)
+    }
+
     /// The report tokens of `mac`'s current install: (install, ready).
     pub fn tokens(&self, mac: MacAddr) -> (String, String) {
         let g = self.machine(mac).map_or(0, |m| m.generation);

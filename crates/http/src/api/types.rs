@@ -43,6 +43,10 @@ pub struct MachineView {
     /// Every event, oldest first: only in `GET /api/v1/machines/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventView>>,
+    /// Where it is in the in-place OS update rollout (`downloading 4081.2.0`), when
+    /// there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_update: Option<String>,
     /// What its disk was installed with, when slipway recorded it (absent: never
     /// installed, or installed before slipway recorded builds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
