@@ -113,6 +113,11 @@ impl<T> IdleTimeout<T> {
         }
     }
 
+    /// The IO inside.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
     fn progressed(&mut self) {
         self.sleep
             .as_mut()
@@ -321,19 +326,41 @@ pub(crate) async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = app.map_request(move |mut req: axum::http::Request<_>| {
+    let served = http1_builder(limits)
+        .serve_connection(
+            TokioIo::new(io),
+            TowerToHyperService::new(with_peer(app, peer)),
+        )
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+    }
+}
+
+/// `app` with each request carrying `ConnectInfo(peer)`.
+pub(crate) fn with_peer(
+    app: Router,
+    peer: std::net::SocketAddr,
+) -> impl tower::Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    app.map_request(move |mut req: axum::http::Request<_>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req
-    });
+    })
+}
+
+/// hyper's HTTP/1.1 server within `limits`: the header timeout, the buffer cap.
+pub(crate) fn http1_builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_buffer.max(8192));
-    let served = builder
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
-    }
+    builder
 }

@@ -11,9 +11,18 @@
 //! [`files::plan`] (the same statuses and headers as the hyper path: Range, If-Range,
 //! ETag, If-None-Match, If-Modified-Since), the body by `sendfile` driven by the
 //! socket's writability. A reader that takes no byte for the idle timeout is dropped;
-//! on keep-alive the next request goes through the same check. Anything else (and
-//! anything this parser does not like) is handed to hyper with the bytes already read
-//! replayed first ([`Prefixed`]); hyper then keeps the connection to its end.
+//! on keep-alive the next request goes through the same check.
+//!
+//! Any other request is handed to hyper, one at a time: hyper gets the request's bytes
+//! (the head already read, then exactly its `Content-Length` body from the socket), and
+//! once its response is dropped and flushed, an end of file on which it stops without
+//! closing the socket ([`OneRequest`], `without_shutdown`); the connection then comes
+//! back here for the next request, so a machine that fetches its iPXE script and then
+//! its kernel on one connection gets the kernel with `sendfile`. A request whose end or
+//! aftermath this parser does not follow (HTTP/1.0, a chunked body, `Connection: close`,
+//! `Upgrade`, `Expect`, a head `httparse` refuses or one over the size cap) is handed to
+//! hyper with the bytes already read replayed first ([`Prefixed`]), and hyper keeps the
+//! connection to its end.
 //!
 //! The mirror route records nothing (no audit, no metric, no log line per request), so
 //! answering here loses nothing. Reading a file not in the page cache blocks the
@@ -24,15 +33,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::SystemTime;
 
 use axum::Router;
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tower::ServiceExt as _;
 
-use crate::bounded::{IdleTimeout, Limits, serve_connection};
+use crate::bounded::{IdleTimeout, Limits, http1_builder, serve_connection, with_peer};
 use crate::files;
 
 /// Mirror files at least this long are sent with `sendfile`; smaller ones go through
@@ -81,8 +96,16 @@ pub(crate) struct FileRequest {
 pub(crate) enum Head {
     /// Not a whole request head yet, and under the size cap: read more.
     Incomplete,
-    /// For hyper: not a plain mirror `GET`/`HEAD`, not well formed, or too large.
+    /// For hyper, to the end of the connection: not well formed, too large, or a
+    /// request whose end or aftermath this parser does not follow (HTTP/1.0, a chunked
+    /// body, `Connection: close`, `Upgrade`, `Expect`, `CONNECT`).
     Hyper,
+    /// For hyper, one request (head and body) of `len` bytes; the connection comes back
+    /// here once its answer is sent.
+    HyperOnce {
+        /// The request's head and body length in bytes.
+        len: u64,
+    },
     /// A mirror file request whose head is the first `head_len` bytes.
     File {
         /// The request.
@@ -102,10 +125,55 @@ pub(crate) fn parse_head(buf: &[u8], max_head: usize) -> Head {
         Ok(httparse::Status::Partial) if buf.len() < max_head => return Head::Incomplete,
         _ => return Head::Hyper,
     };
-    match file_request(&req) {
-        Some(request) => Head::File { request, head_len },
+    if let Some(request) = file_request(&req) {
+        return Head::File { request, head_len };
+    }
+    match hyper_once_len(&req, head_len) {
+        Some(len) => Head::HyperOnce { len },
         None => Head::Hyper,
     }
+}
+
+/// The length of a request hyper can answer and hand the connection back after (its
+/// head and its `Content-Length` body), or `None` when hyper should keep the
+/// connection (see [`Head::Hyper`]).
+fn hyper_once_len(req: &httparse::Request<'_, '_>, head_len: usize) -> Option<u64> {
+    if req.version? != 1 || req.method? == "CONNECT" {
+        return None;
+    }
+    let mut body_len = 0u64;
+    let mut lengths = 0;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+        {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("connection") {
+            let value = std::str::from_utf8(h.value).ok()?;
+            if value.split(',').any(|t| {
+                ["close", "upgrade"]
+                    .iter()
+                    .any(|c| t.trim().eq_ignore_ascii_case(c))
+            }) {
+                return None;
+            }
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(h.value).ok()?.trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            body_len = value.parse().ok()?;
+            lengths += 1;
+        }
+    }
+    if lengths > 1 {
+        return None;
+    }
+    u64::try_from(head_len).ok()?.checked_add(body_len)
 }
 
 /// A parsed request as a [`FileRequest`], or `None` when hyper should answer it:
@@ -230,7 +298,9 @@ fn open_large(root: &Path, url_path: &str) -> Option<LargeFile> {
 /// Serves one plain-HTTP connection of the machine listener: mirror files of at least
 /// [`ZERO_COPY_MIN_LEN`] with `sendfile`, anything else by `app` through hyper, all
 /// within `limits` (header timeout per request head, idle timeout while sending, the
-/// head no larger than hyper's buffer).
+/// head no larger than hyper's buffer). After a request hyper answered, the connection
+/// comes back here when hyper can hand it back ([`Head::HyperOnce`]), so the next request
+/// gets the same check.
 pub(crate) async fn serve_plain(
     mut stream: TcpStream,
     app: Router,
@@ -258,27 +328,79 @@ pub(crate) async fn serve_plain(
             Ok(Ok(None)) => return,
             Ok(Ok(Some(head))) => head,
         };
-        let large = match &head {
-            Head::File { request, .. } => {
-                (mirror.dir)().and_then(|root| open_large(&root, &request.path))
+        let once = match head {
+            Head::File { request, head_len } => {
+                let large = (mirror.dir)().and_then(|root| open_large(&root, &request.path));
+                match large {
+                    None => request.keep_alive.then_some(head_len as u64),
+                    Some(large) => {
+                        // A file request has no body: its head is all of it.
+                        buf.drain(..head_len);
+                        match send_file(&mut stream, &request, &large, limits).await {
+                            Ok(()) if request.keep_alive => continue,
+                            Ok(()) => return,
+                            Err(e) => {
+                                tracing::debug!(peer = %peer, "HTTP: zero-copy send ended: {e}");
+                                return;
+                            }
+                        }
+                    }
+                }
             }
-            _ => None,
+            Head::HyperOnce { len } => Some(len),
+            Head::Hyper | Head::Incomplete => None,
         };
-        let (Head::File { request, head_len }, Some(large)) = (head, large) else {
-            break;
-        };
-        buf.drain(..head_len);
-        match send_file(&mut stream, &request, &large, limits).await {
-            Ok(()) if request.keep_alive => {}
-            Ok(()) => return,
-            Err(e) => {
-                tracing::debug!(peer = %peer, "HTTP: zero-copy send ended: {e}");
-                return;
-            }
+        let Some(len) = once else { break };
+        match serve_once(stream, buf, len, &app, limits, peer).await {
+            Some((back, rest)) => (stream, buf) = (back, rest),
+            None => return,
         }
     }
     let io = IdleTimeout::new(Prefixed::new(buf, stream), limits.idle_timeout);
     serve_connection(io, app, limits, peer).await;
+}
+
+/// Has hyper answer the request of `len` bytes at the start of `buf` (its body's rest
+/// read from the socket) with `app`, then takes the connection back: the socket and
+/// the bytes read past the request. `None` when the connection ended (an error, or
+/// hyper chose to close it).
+async fn serve_once(
+    stream: TcpStream,
+    mut buf: Vec<u8>,
+    len: u64,
+    app: &Router,
+    limits: &Limits,
+    peer: SocketAddr,
+) -> Option<(TcpStream, Vec<u8>)> {
+    let in_buf = usize::try_from(len).map_or(buf.len(), |n| n.min(buf.len()));
+    let rest = buf.split_off(in_buf);
+    let from_socket = len - in_buf as u64;
+    let done = Arc::new(AtomicBool::new(false));
+    let io = OneRequest::new(buf, from_socket, stream, done.clone());
+    let io = IdleTimeout::new(io, limits.idle_timeout);
+    let service = with_peer(app.clone(), peer).map_response(move |response: Response| {
+        let done = done.clone();
+        response.map(|inner| Body::new(SignalOnDrop { inner, done }))
+    });
+    let served = http1_builder(limits)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .without_shutdown()
+        .await;
+    let parts = match served {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+            return None;
+        }
+    };
+    let (stream, handed_back) = parts.io.into_inner().into_inner().into_parts();
+    if !handed_back {
+        // hyper ended the connection itself (it answered `Connection: close`).
+        return None;
+    }
+    let mut next = parts.read_buf.to_vec();
+    next.extend_from_slice(&rest);
+    Some((stream, next))
 }
 
 /// Reads into `buf` until it starts with a whole request head (or with `max_head`
@@ -355,6 +477,150 @@ fn idle_error() -> io::Error {
     )
 }
 
+/// A response body that marks `done` when hyper drops it: hyper has encoded the whole
+/// response (or given up on it).
+struct SignalOnDrop {
+    inner: Body,
+    done: Arc<AtomicBool>,
+}
+
+impl Drop for SignalOnDrop {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+impl http_body::Body for SignalOnDrop {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The IO hyper gets for one request: `request` (what was read of it), then at most
+/// `from_socket` more bytes from `inner` (the rest of its body), then nothing until
+/// the response is done and flushed, then end of file, on which hyper ends the
+/// connection without closing the socket. Writes go to `inner`. hyper never sees the
+/// next request's bytes.
+struct OneRequest<T> {
+    request: Prefixed<()>,
+    from_socket: u64,
+    inner: T,
+    done: Arc<AtomicBool>,
+    flushed: bool,
+    handed_back: bool,
+    reader: Option<Waker>,
+}
+
+impl<T> OneRequest<T> {
+    fn new(request: Vec<u8>, from_socket: u64, inner: T, done: Arc<AtomicBool>) -> Self {
+        OneRequest {
+            request: Prefixed::new(request, ()),
+            from_socket,
+            inner,
+            done,
+            flushed: false,
+            handed_back: false,
+            reader: None,
+        }
+    }
+
+    /// The socket, and whether hyper was handed the end of file (so it stopped at the
+    /// end of the request, not because it chose to close).
+    fn into_parts(self) -> (T, bool) {
+        (self.inner, self.handed_back)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for OneRequest<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.request.take_into(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        if this.from_socket > 0 {
+            let mut chunk = [0u8; 8192];
+            let want = usize::try_from(this.from_socket)
+                .map_or(chunk.len(), |n| n.min(chunk.len()))
+                .min(buf.remaining());
+            let mut part = ReadBuf::new(&mut chunk[..want]);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut part))?;
+            let got = part.filled();
+            buf.put_slice(got);
+            this.from_socket = this.from_socket.saturating_sub(got.len() as u64);
+            if got.is_empty() {
+                // The client closed within the body: hyper reports it.
+                this.from_socket = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.flushed {
+            this.handed_back = true;
+            return Poll::Ready(Ok(()));
+        }
+        this.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for OneRequest<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    /// hyper flushes its IO only once its own buffer is written out: a flush after the
+    /// body was dropped means the whole response is in the socket.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let done_before = this.done.load(Ordering::Acquire);
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        if done_before && !this.flushed {
+            this.flushed = true;
+            if let Some(reader) = this.reader.take() {
+                reader.wake();
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// An IO that reads `prefix` first, then `inner`; writes go to `inner`. Hands hyper a
 /// connection whose first bytes were already read (at most one request head's worth).
 pub(crate) struct Prefixed<T> {
@@ -372,6 +638,25 @@ impl<T> Prefixed<T> {
             inner,
         }
     }
+
+    /// Moves what `buf` takes of the prefix not read yet into it; `false` when the
+    /// prefix was all read (or `buf` is full).
+    fn take_into(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let Some(rest) = self.prefix.get(self.read..) else {
+            return false;
+        };
+        let n = rest.len().min(buf.remaining());
+        if n == 0 {
+            return false;
+        }
+        buf.put_slice(&rest[..n]);
+        self.read += n;
+        if self.read == self.prefix.len() {
+            self.prefix = Vec::new();
+            self.read = 0;
+        }
+        true
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
@@ -381,16 +666,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(rest) = this.prefix.get(this.read..)
-            && !rest.is_empty()
-        {
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            this.read += n;
-            if this.read == this.prefix.len() {
-                this.prefix = Vec::new();
-                this.read = 0;
-            }
+        if this.take_into(buf) {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
@@ -464,21 +740,46 @@ mod tests {
     }
 
     #[test]
-    fn everything_else_goes_to_hyper() {
+    fn other_requests_go_to_hyper_once_and_come_back() {
+        for (head, body) in [
+            (
+                "POST /report/a/b/ready HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+                5,
+            ),
+            ("POST /report/a/b/ready HTTP/1.1\r\n\r\n", 0),
+            ("GET /api/v1/nodes HTTP/1.1\r\n\r\n", 0),
+            ("GET /%61pi/v1/nodes HTTP/1.1\r\n\r\n", 0),
+            ("GET /boot/ipxe.efi HTTP/1.1\r\n\r\n", 0),
+            (
+                "GET /ipxe/52-54-00-12-34-56.ipxe HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+                0,
+            ),
+            ("GET http://h/a.iso HTTP/1.1\r\n\r\n", 0),
+            ("GET * HTTP/1.1\r\n\r\n", 0),
+            ("GET /a%zz HTTP/1.1\r\n\r\n", 0),
+            ("GET /a.iso HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 5),
+        ] {
+            let len = (head.len() + body) as u64;
+            assert_eq!(
+                parse_head(head.as_bytes(), 8192),
+                Head::HyperOnce { len },
+                "{head:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn requests_whose_end_is_not_followed_leave_the_connection_to_hyper() {
         for head in [
-            "POST /a.iso HTTP/1.1\r\n\r\n",
             "GET /a.iso HTTP/1.0\r\n\r\n",
-            "GET http://h/a.iso HTTP/1.1\r\n\r\n",
-            "GET * HTTP/1.1\r\n\r\n",
-            "GET /api/v1/nodes HTTP/1.1\r\n\r\n",
-            "GET /%61pi/v1/nodes HTTP/1.1\r\n\r\n",
-            "GET /boot/ipxe.efi HTTP/1.1\r\n\r\n",
-            "GET /ipxe/52-54-00-12-34-56.ipxe HTTP/1.1\r\n\r\n",
-            "GET /a%zz HTTP/1.1\r\n\r\n",
-            "GET /a.iso HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
-            "GET /a.iso HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /api/x HTTP/1.0\r\n\r\n",
+            "GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "POST /report/a/b/c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /report/a/b/c HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            "POST /report/a/b/c HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
             "GET /a.iso HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             "GET /a.iso HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "CONNECT h:443 HTTP/1.1\r\n\r\n",
             "GET /a.iso HTTP/1.1\r\nBad Header: x\r\n\r\n",
             "\x16\x03\x01\x02\x00",
         ] {

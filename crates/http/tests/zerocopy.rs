@@ -544,3 +544,124 @@ fn large_files_are_answered_without_the_router_and_small_ones_by_it() {
     let small = curl(&format!("http://{addr}/small.bin"), &[]);
     assert_eq!(small.status, 404, "the router, not the mirror");
 }
+
+/// A router without the mirror: `/small` answers `ok`, `POST /echo` its body.
+fn start_without_mirror_route(mirror: &Mirror) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let dir = mirror.dir.clone();
+    start(move |listener, stopped| {
+        let app = axum::Router::new()
+            .route("/small", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/echo",
+                axum::routing::post(|body: String| async move { body }),
+            );
+        slipway_http::bounded::serve_bounded_with_mirror(
+            listener,
+            app,
+            Limits::default(),
+            MirrorFiles::new(move || Some(dir.clone())),
+            async {
+                let _ = stopped.await;
+            },
+        )
+    })
+}
+
+/// Reads one response from `s` (`buf` keeps what was read past it): status, headers
+/// and body (none for a `HEAD`).
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Got {
+    let mut chunk = vec![0u8; 1 << 16];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = s.read(&mut chunk).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            n > 0,
+            "closed before a whole head: {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut got = parse_response(&buf[..head_end]);
+    let len: usize = if head_only {
+        0
+    } else {
+        header(&got, "content-length")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: {got:?}"))
+    };
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).unwrap_or_else(|e| panic!("{e}"));
+        assert!(n > 0, "closed within a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    got.body = buf[head_end..head_end + len].to_vec();
+    buf.drain(..head_end + len);
+    got
+}
+
+#[test]
+fn after_a_request_hyper_answered_the_next_large_file_goes_zero_copy() {
+    let mirror = Mirror::new("handback");
+    let (addr, _stop) = start_without_mirror_route(&mirror);
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap_or_else(|e| panic!("{e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // All at once, pipelined: hyper answers three (a HEAD, a GET, a POST with a body),
+    // then the zero-copy path two, then hyper again. The router has no mirror: a large
+    // file answered 200 was answered by the zero-copy path.
+    s.write_all(
+        b"HEAD /small HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /small HTTP/1.1\r\nHost: t\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+          GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=-100\r\n\r\n\
+          HEAD /big.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /small HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    let head = read_response(&mut s, &mut buf, true);
+    assert_eq!((head.status, header(&head, "content-length")), (200, "3"));
+    let small = read_response(&mut s, &mut buf, false);
+    assert_eq!((small.status, &small.body[..]), (200, &b"ok\n"[..]));
+    let echo = read_response(&mut s, &mut buf, false);
+    assert_eq!((echo.status, &echo.body[..]), (200, &b"hello"[..]));
+    let big = read_response(&mut s, &mut buf, false);
+    assert_eq!(big.status, 206, "{big:?}");
+    assert_eq!(big.body, mirror.big[BIG - 100..]);
+    let big_head = read_response(&mut s, &mut buf, true);
+    assert_eq!(big_head.status, 200, "{big_head:?}");
+    assert_eq!(header(&big_head, "content-length"), BIG.to_string());
+    let last = read_response(&mut s, &mut buf, false);
+    assert_eq!((last.status, &last.body[..]), (200, &b"ok\n"[..]));
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        buf.is_empty() && rest.is_empty(),
+        "more after the last answer"
+    );
+
+    // curl: a route, then a large file, on one connection.
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-v", "--max-time", "30", "-o", "/dev/null"])
+        .arg(format!("http://{addr}/small"))
+        .args(["-o"])
+        .arg(mirror.dir.join("after"))
+        .arg(format!("http://{addr}/big.bin"))
+        .output()
+        .unwrap_or_else(|e| panic!("curl: {e}"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(
+        log.matches("Re-using existing connection").count(),
+        1,
+        "{log}"
+    );
+    let after = std::fs::read(mirror.dir.join("after")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        after == mirror.big,
+        "the large file after the route differs"
+    );
+}
