@@ -3,7 +3,9 @@
 //! connection that makes no progress either way for the idle timeout is closed, so a
 //! slow-header or slow-reader client cannot hold a slot), and in memory (hyper's
 //! buffers per connection are capped). [`serve_bounded_tls`] does the same behind
-//! TLS, the handshake bounded by the header timeout.
+//! TLS, the handshake bounded by the header timeout. [`serve_bounded_with_mirror`]
+//! serves the asset mirror's large files with `sendfile` (see [`MirrorFiles`]), under
+//! the same bounds.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+
+pub use crate::zerocopy::{MirrorFiles, ZERO_COPY_MIN_LEN};
 
 /// The bounds of [`serve_bounded`].
 #[derive(Debug, Clone)]
@@ -94,19 +98,24 @@ impl Drop for ClientSlot {
 
 /// An IO that fails with `TimedOut` once it has moved no byte, in either direction,
 /// for `idle`.
-struct IdleTimeout<T> {
+pub(crate) struct IdleTimeout<T> {
     inner: T,
     idle: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> IdleTimeout<T> {
-    fn new(inner: T, idle: Duration) -> Self {
+    pub(crate) fn new(inner: T, idle: Duration) -> Self {
         IdleTimeout {
             inner,
             idle,
             sleep: Box::pin(tokio::time::sleep(idle)),
         }
+    }
+
+    /// The IO inside.
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
     }
 
     fn progressed(&mut self) {
@@ -182,7 +191,22 @@ pub async fn serve_bounded(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    serve_with(listener, app, limits, None, shutdown).await
+    serve_with(listener, app, limits, None, None, shutdown).await
+}
+
+/// [`serve_bounded`], answering the `GET`s and `HEAD`s of `mirror`'s files of at least
+/// [`ZERO_COPY_MIN_LEN`] bytes itself with `sendfile(2)` (zero-copy, as nginx), with
+/// the statuses and headers `app`'s mirror fallback ([`crate::files::serve_under`])
+/// gives; every other request goes to `app`. For `app` = [`crate::router`] only: the
+/// paths its routes answer are never served from the mirror here.
+pub async fn serve_bounded_with_mirror(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    mirror: MirrorFiles,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(listener, app, limits, None, Some(mirror), shutdown).await
 }
 
 /// [`serve_bounded`] over TLS with `tls`: each connection's handshake must complete
@@ -200,6 +224,7 @@ pub async fn serve_bounded_tls(
         app,
         limits,
         Some(TlsAcceptor::from(tls)),
+        None,
         shutdown,
     )
     .await
@@ -210,6 +235,7 @@ async fn serve_with(
     app: Router,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    mirror: Option<MirrorFiles>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -258,11 +284,18 @@ async fn serve_with(
         let app = app.clone();
         let limits = limits.clone();
         let tls = tls.clone();
+        let mirror = mirror.clone();
         connections.spawn(async move {
-            let io = IdleTimeout::new(stream, limits.idle_timeout);
-            match tls {
-                None => serve_connection(io, app, &limits, peer).await,
-                Some(acceptor) => {
+            match (tls, mirror) {
+                (None, Some(mirror)) => {
+                    crate::zerocopy::serve_plain(stream, app, &limits, peer, &mirror).await;
+                }
+                (None, None) => {
+                    let io = IdleTimeout::new(stream, limits.idle_timeout);
+                    serve_connection(io, app, &limits, peer).await;
+                }
+                (Some(acceptor), _) => {
+                    let io = IdleTimeout::new(stream, limits.idle_timeout);
                     match tokio::time::timeout(limits.header_timeout, acceptor.accept(io)).await {
                         Ok(Ok(io)) => serve_connection(io, app, &limits, peer).await,
                         Ok(Err(e)) => {
@@ -285,23 +318,49 @@ async fn serve_with(
 }
 
 /// Serves one connection's HTTP/1.1 requests with `app`, within `limits`.
-async fn serve_connection<I>(io: I, app: Router, limits: &Limits, peer: std::net::SocketAddr)
-where
+pub(crate) async fn serve_connection<I>(
+    io: I,
+    app: Router,
+    limits: &Limits,
+    peer: std::net::SocketAddr,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = app.map_request(move |mut req: axum::http::Request<_>| {
+    let served = http1_builder(limits)
+        .serve_connection(
+            TokioIo::new(io),
+            TowerToHyperService::new(with_peer(app, peer)),
+        )
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
+    }
+}
+
+/// `app` with each request carrying `ConnectInfo(peer)`.
+pub(crate) fn with_peer(
+    app: Router,
+    peer: std::net::SocketAddr,
+) -> impl tower::Service<
+    axum::http::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    app.map_request(move |mut req: axum::http::Request<_>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req
-    });
+    })
+}
+
+/// hyper's HTTP/1.1 server within `limits`: the header timeout, the buffer cap.
+pub(crate) fn http1_builder(limits: &Limits) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_buffer.max(8192));
-    let served = builder
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
-        .await;
-    if let Err(e) = served {
-        tracing::debug!(peer = %peer, "HTTP connection ended: {e}");
-    }
+    builder
 }

@@ -161,20 +161,26 @@ fn open(path: &Path) -> Opened {
     }
 }
 
-async fn respond(opened: Opened, path: &Path, headers: &HeaderMap) -> Response<Body> {
-    let (meta, body) = match opened {
-        Opened::Missing => return plain(StatusCode::NOT_FOUND, "not found\n"),
-        Opened::Unreadable => {
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n");
-        }
-        Opened::Small(meta, data) => (meta, Ok(data)),
-        Opened::Large(meta, file) => (meta, Err(file)),
-    };
-    let len = match &body {
-        Ok(data) => data.len() as u64,
-        Err(_) => meta.len(),
-    };
-    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+/// What to answer for a file, decided from its length, modification time and the
+/// request's conditional and range headers alone (pure): both the hyper path
+/// ([`serve_under`]) and the zero-copy path of the bounded listener answer from it, so
+/// they agree on statuses and headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// 200, 206, 304 or 416.
+    pub status: StatusCode,
+    /// `ETag`, `Last-Modified`, `Accept-Ranges`, `Content-Type`, and `Content-Range`
+    /// for 206 and 416; `Content-Length` for 200 and 206 (hyper adds `content-length: 0`
+    /// to a 416 and none to a 304 itself).
+    pub headers: HeaderMap,
+    /// The bytes to send, `(start, count)`; `None` for 304 and 416.
+    pub body: Option<(u64, u64)>,
+}
+
+/// Decides the answer for the file at `path` (for its content type) of `len` bytes last
+/// modified at `modified`, given the request `headers`: `If-None-Match`, then
+/// `If-Modified-Since`; a single `Range`, dropped when `If-Range` does not match.
+pub fn plan(path: &Path, len: u64, modified: SystemTime, headers: &HeaderMap) -> Plan {
     let tag = etag(len, modified);
     let last_modified = httpdate::fmt_http_date(modified);
 
@@ -196,39 +202,65 @@ async fn respond(opened: Opened, path: &Path, headers: &HeaderMap) -> Response<B
         range = Range::Full;
     }
 
-    let mut builder = Response::builder()
-        .header(header::ETAG, &tag)
-        .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_TYPE, content_type(path));
-    if not_modified {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""));
-    }
-    let (status, start, count) = match range {
-        Range::Full => (StatusCode::OK, 0, len),
-        Range::Part(s, e) => {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}"));
-            (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
-        }
-        Range::Unsatisfiable => {
-            return builder
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .body(Body::empty())
-                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""));
+    let mut out = HeaderMap::new();
+    let mut put = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            out.insert(name, v);
         }
     };
-    let body = match body {
-        Ok(mut data) => {
+    put(header::ETAG, tag);
+    put(header::LAST_MODIFIED, last_modified);
+    put(header::ACCEPT_RANGES, "bytes".into());
+    put(header::CONTENT_TYPE, content_type(path).into());
+    let (status, body) = if not_modified {
+        (StatusCode::NOT_MODIFIED, None)
+    } else {
+        match range {
+            Range::Full => (StatusCode::OK, Some((0, len))),
+            Range::Part(s, e) => {
+                put(header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}"));
+                (StatusCode::PARTIAL_CONTENT, Some((s, e - s + 1)))
+            }
+            Range::Unsatisfiable => {
+                put(header::CONTENT_RANGE, format!("bytes */{len}"));
+                (StatusCode::RANGE_NOT_SATISFIABLE, None)
+            }
+        }
+    };
+    if let Some((_, count)) = body {
+        out.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    }
+    Plan {
+        status,
+        headers: out,
+        body,
+    }
+}
+
+async fn respond(opened: Opened, path: &Path, headers: &HeaderMap) -> Response<Body> {
+    let (meta, body) = match opened {
+        Opened::Missing => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        Opened::Unreadable => {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n");
+        }
+        Opened::Small(meta, data) => (meta, Ok(data)),
+        Opened::Large(meta, file) => (meta, Err(file)),
+    };
+    let len = match &body {
+        Ok(data) => data.len() as u64,
+        Err(_) => meta.len(),
+    };
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let plan = plan(path, len, modified, headers);
+    let body = match (plan.body, body) {
+        (None, _) => Body::empty(),
+        (Some((start, count)), Ok(mut data)) => {
             // start + count <= len = data.len(), by parse_range.
             data.truncate((start + count) as usize);
             data.drain(..start as usize);
             Body::from(data)
         }
-        Err(file) => {
+        (Some((start, count)), Err(file)) => {
             let mut file = tokio::fs::File::from_std(file);
             if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n");
@@ -236,11 +268,10 @@ async fn respond(opened: Opened, path: &Path, headers: &HeaderMap) -> Response<B
             Body::from_stream(ReaderStream::with_capacity(file.take(count), CHUNK))
         }
     };
-    builder
-        .status(status)
-        .header(header::CONTENT_LENGTH, HeaderValue::from(count))
-        .body(body)
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, ""))
+    let mut response = Response::new(body);
+    *response.status_mut() = plan.status;
+    *response.headers_mut() = plan.headers;
+    response
 }
 
 fn content_type(path: &Path) -> &'static str {

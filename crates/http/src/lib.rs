@@ -42,6 +42,7 @@ mod machine;
 pub mod registry;
 pub mod tls;
 pub mod update;
+mod zerocopy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -248,21 +249,31 @@ pub fn api_router(provisioning: Arc<dyn Provisioning>) -> Router {
 }
 
 /// Serves [`router`], the machine-facing routes, on `listener` until `shutdown`
-/// completes, then lets the requests in flight finish.
+/// completes, then lets the requests in flight finish. The mirror's large files go
+/// out with `sendfile` (see [`bounded::serve_bounded_with_mirror`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     provisioning: Arc<dyn Provisioning>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_within(listener, provisioning, bounded::Limits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits` instead of the defaults.
+pub async fn serve_within(
+    listener: tokio::net::TcpListener,
+    provisioning: Arc<dyn Provisioning>,
+    limits: bounded::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Bounded in connections, time and memory (see [`bounded`]); TCP_NODELAY on each
     // connection, so small responses go out at once.
-    bounded::serve_bounded(
-        listener,
-        router(provisioning),
-        bounded::Limits::default(),
-        shutdown,
-    )
-    .await
+    let mirror = {
+        let provisioning = provisioning.clone();
+        bounded::MirrorFiles::new(move || provisioning.mirror_dir())
+    };
+    bounded::serve_bounded_with_mirror(listener, router(provisioning), limits, mirror, shutdown)
+        .await
 }
 
 /// Serves [`api_router`], the operator API, on `listener` (over TLS with `tls`) until

@@ -43,6 +43,35 @@ async fn registry(
     crate::registry::route(layout, &method, &uri, &headers).await
 }
 
+/// The first path segments [`routes`] answers (and `api`, which the mirror refuses):
+/// a path under one of them is not a plain mirror file, whatever the mirror holds.
+/// Keep in step with [`routes`]; the test below checks every route is covered.
+const ROUTED_SEGMENTS: [&str; 8] = [
+    "boot.ipxe",
+    "cni",
+    "ipxe",
+    "config",
+    "cloud-configs",
+    "boot",
+    "report",
+    "api",
+];
+
+/// Whether `path` (raw or decoded) may be answered by a route of its own or the
+/// `/api/` refusal rather than by the mirror: its first segment, past any leading
+/// slashes, is one of [`ROUTED_SEGMENTS`]. Errs towards `true`: the zero-copy path
+/// serves only paths for which this is `false`, and leaves the rest to the router.
+pub(crate) fn routed_elsewhere(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("");
+    ROUTED_SEGMENTS
+        .iter()
+        .any(|r| first.eq_ignore_ascii_case(r))
+}
+
 fn mac(s: &str) -> Option<MacAddr> {
     s.parse().ok()
 }
@@ -200,4 +229,37 @@ pub(crate) async fn mirror(
     files::serve_under(&root, &path, &headers)
         .await
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routed_elsewhere;
+
+    #[test]
+    fn every_route_is_routed_elsewhere_and_mirror_files_are_not() {
+        for route in [
+            "/boot.ipxe",
+            "/cni/manifest.yaml",
+            "/ipxe/52-54-00-12-34-56.ipxe",
+            "/config/52-54-00-12-34-56/install",
+            "/config/52-54-00-12-34-56/key/install",
+            "/cloud-configs/install.sh",
+            "/boot/ipxe.efi",
+            "/report/52-54-00-12-34-56/t/ready",
+            "/api",
+            "/api/v1/nodes",
+            "//boot/x",
+            "/API/v1",
+        ] {
+            assert!(routed_elsewhere(route), "{route}");
+        }
+        for file in [
+            "/flatcar/stable/flatcar_production_pxe.vmlinuz",
+            "/a.iso",
+            "/bootx/a",
+            "/",
+        ] {
+            assert!(!routed_elsewhere(file), "{file}");
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The HTTP listener's bounds, against real sockets on loopback: slow-header clients are
 //! closed after the header timeout while others are served, one address cannot take
 //! more than its share of connections, and a client that stops reading is closed after
-//! the idle timeout.
+//! the idle timeout. Each test runs on the plain listener and on the machine listener's
+//! (with a mirror: the zero-copy path reads each request head and hands the request to
+//! hyper).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use slipway_http::bounded::{Limits, serve_bounded};
+use slipway_http::bounded::{Limits, MirrorFiles, serve_bounded, serve_bounded_with_mirror};
 
-/// Serves a tiny router within `limits` on a runtime of its own; returns its address.
-fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+/// Serves a tiny router within `limits` on a runtime of its own, with an (empty)
+/// mirror for the zero-copy path when `with_mirror`; returns its address.
+fn start(limits: Limits, with_mirror: bool) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -29,10 +32,17 @@ fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
             let app = Router::new()
                 .route("/small", get(|| async { "ok\n" }))
                 .route("/big", get(|| async { vec![0u8; 64 << 20] }));
-            let _ = serve_bounded(listener, app, limits, async {
+            let stop = async {
                 let _ = stopped.await;
-            })
-            .await;
+            };
+            let _ = if with_mirror {
+                // A mirror directory that does not exist: every request goes to the router.
+                let none = std::env::temp_dir().join("slipway-bounds-no-such-mirror");
+                let mirror = MirrorFiles::new(move || Some(none.clone()));
+                serve_bounded_with_mirror(listener, app, limits, mirror, stop).await
+            } else {
+                serve_bounded(listener, app, limits, stop).await
+            };
         });
     });
     let addr = addr_rx
@@ -85,13 +95,15 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     false
 }
 
-#[test]
-fn slow_header_clients_are_closed_and_others_served_meanwhile() {
-    let (addr, _stop) = start(Limits {
-        header_timeout: Duration::from_secs(1),
-        max_per_client: 100,
-        ..Limits::default()
-    });
+fn slow_header_clients_are_closed_and_others_served_meanwhile(with_mirror: bool) {
+    let (addr, _stop) = start(
+        Limits {
+            header_timeout: Duration::from_secs(1),
+            max_per_client: 100,
+            ..Limits::default()
+        },
+        with_mirror,
+    );
     // 60 clients that never finish their headers.
     let mut slow: Vec<TcpStream> = (0..60)
         .map(|_| {
@@ -115,14 +127,16 @@ fn slow_header_clients_are_closed_and_others_served_meanwhile() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[test]
-fn one_address_gets_its_share_of_connections_and_no_more() {
+fn one_address_gets_its_share_of_connections_and_no_more(with_mirror: bool) {
     // 8 connections in all: past 4 open, one address gets its share (4) only.
-    let (addr, _stop) = start(Limits {
-        max_per_client: 4,
-        max_connections: 8,
-        ..Limits::default()
-    });
+    let (addr, _stop) = start(
+        Limits {
+            max_per_client: 4,
+            max_connections: 8,
+            ..Limits::default()
+        },
+        with_mirror,
+    );
     let held: Vec<TcpStream> = (0..4).map(|_| connect_from("127.0.0.3", addr)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut fifth = connect_from("127.0.0.3", addr);
@@ -142,12 +156,14 @@ fn one_address_gets_its_share_of_connections_and_no_more() {
     );
 }
 
-#[test]
-fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
-    let (addr, _stop) = start(Limits {
-        idle_timeout: Duration::from_secs(1),
-        ..Limits::default()
-    });
+fn a_client_that_stops_reading_is_closed_after_the_idle_timeout(with_mirror: bool) {
+    let (addr, _stop) = start(
+        Limits {
+            idle_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        with_mirror,
+    );
     let mut s = connect_from("127.0.0.5", addr);
     s.write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap_or_else(|e| panic!("{e}"));
@@ -167,4 +183,34 @@ fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
         total < 64 << 20,
         "the whole 64 MiB came through ({total} bytes): the stalled connection was not closed"
     );
+}
+
+#[test]
+fn slow_header_clients_are_closed_and_others_served_meanwhile_plain() {
+    slow_header_clients_are_closed_and_others_served_meanwhile(false);
+}
+
+#[test]
+fn slow_header_clients_are_closed_and_others_served_meanwhile_with_mirror() {
+    slow_header_clients_are_closed_and_others_served_meanwhile(true);
+}
+
+#[test]
+fn one_address_gets_its_share_of_connections_and_no_more_plain() {
+    one_address_gets_its_share_of_connections_and_no_more(false);
+}
+
+#[test]
+fn one_address_gets_its_share_of_connections_and_no_more_with_mirror() {
+    one_address_gets_its_share_of_connections_and_no_more(true);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_idle_timeout_plain() {
+    a_client_that_stops_reading_is_closed_after_the_idle_timeout(false);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_idle_timeout_with_mirror() {
+    a_client_that_stops_reading_is_closed_after_the_idle_timeout(true);
 }
