@@ -4,7 +4,8 @@
 //! slow-header or slow-reader client cannot hold a slot), and in memory (hyper's
 //! buffers per connection are capped). [`serve_bounded_tls`] does the same behind
 //! TLS, the handshake bounded by the header timeout. [`serve_bounded_with_mirror`]
-//! serves the asset mirror's large files with `sendfile` (see [`MirrorFiles`]), under
+//! serves the asset mirror's files without hyper, the large ones with `sendfile` (see
+//! [`MirrorFiles`]), under
 //! the same bounds.
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-pub use crate::zerocopy::{MirrorFiles, ZERO_COPY_MIN_LEN};
+pub use crate::zerocopy::{INLINE_MAX, MirrorFiles};
 
 /// The bounds of [`serve_bounded`].
 #[derive(Debug, Clone)]
@@ -194,8 +195,8 @@ pub async fn serve_bounded(
     serve_with(listener, app, limits, None, None, shutdown).await
 }
 
-/// [`serve_bounded`], answering the `GET`s and `HEAD`s of `mirror`'s files of at least
-/// [`ZERO_COPY_MIN_LEN`] bytes itself with `sendfile(2)` (zero-copy, as nginx), with
+/// [`serve_bounded`], answering the `GET`s and `HEAD`s of `mirror`'s files itself
+/// (beyond [`INLINE_MAX`] bytes with `sendfile(2)`: zero-copy, as nginx), with
 /// the statuses and headers `app`'s mirror fallback ([`crate::files::serve_under`])
 /// gives; every other request goes to `app`. For `app` = [`crate::router`] only: the
 /// paths its routes answer are never served from the mirror here.

@@ -1,17 +1,19 @@
-//! Zero-copy serving of the asset mirror's large files on the plain-HTTP machine
-//! listener: `sendfile(2)` from the file to the socket, as nginx does, instead of
-//! copying every byte through user space and hyper.
+//! Serving of the asset mirror's files on the plain-HTTP machine listener without hyper:
+//! a large file by `sendfile(2)` from the file to the socket (zero-copy, as nginx
+//! does), a small one read and sent in the same write as the response head.
 //!
 //! hyper cannot hand its socket to `sendfile`, so the connection is first read here: a
 //! small HTTP/1.1 request-head parser ([`parse_head`], `httparse`, the parser hyper
 //! uses), bounded by the header size hyper is given and by the header timeout. A
 //! `GET`/`HEAD` for a plain mirror path (not a route of its own, not `/api/`,
-//! [`crate::machine::routed_elsewhere`]) that resolves ([`files::resolve`]) to a file of
-//! at least [`ZERO_COPY_MIN_LEN`] bytes is answered here: the head from
-//! [`files::plan`] (the same statuses and headers as the hyper path: Range, If-Range,
-//! ETag, If-None-Match, If-Modified-Since), the body by `sendfile` driven by the
-//! socket's writability. A reader that takes no byte for the idle timeout is dropped;
-//! on keep-alive the next request goes through the same check.
+//! [`crate::machine::routed_elsewhere`]) that resolves ([`files::resolve`]) to a file
+//! is answered here: the head from [`files::plan`] (the same statuses and headers as
+//! the hyper path: Range, If-Range, ETag, If-None-Match, If-Modified-Since), a body of
+//! at most [`INLINE_MAX`] bytes read into the head's buffer and sent with it, a longer
+//! one by `sendfile` driven by the socket's writability. A reader that takes no byte
+//! for the idle timeout is dropped; on keep-alive the next request goes through the
+//! same check. (Every mirror file, not only the large ones: handing a request to hyper
+//! costs a hyper connection of its own, which halved small-file requests per second.)
 //!
 //! Any other request is handed to hyper, one at a time: hyper gets the request's bytes
 //! (the head already read, then exactly its `Content-Length` body from the socket), and
@@ -50,10 +52,10 @@ use tower::ServiceExt as _;
 use crate::bounded::{IdleTimeout, Limits, http1_builder, serve_connection, with_peer};
 use crate::files;
 
-/// Mirror files at least this long are sent with `sendfile`; smaller ones go through
-/// hyper (they are read whole into memory there, or streamed, and the copy costs
-/// little next to the request).
-pub const ZERO_COPY_MIN_LEN: u64 = 1024 * 1024;
+/// Bodies (a whole file or the range asked for) of at most this many bytes are read
+/// into the response head's buffer and go out in one write; longer ones with
+/// `sendfile`, the head sent with `MSG_MORE` so that it leaves with the first bytes.
+pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// Headers in a request head at most, as hyper's default; more and the request goes
 /// to hyper, which refuses it.
@@ -78,7 +80,7 @@ impl MirrorFiles {
     }
 }
 
-/// A request the zero-copy path may answer, if its file turns out large enough.
+/// A request the zero-copy path may answer, if it names a mirror file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileRequest {
     /// The decoded URL path.
@@ -265,29 +267,29 @@ pub(crate) fn response_head(plan: &files::Plan, keep_alive: bool, now: SystemTim
 }
 
 /// A mirror file open for the zero-copy path.
-struct LargeFile {
+struct MirrorFile {
     file: std::fs::File,
     path: PathBuf,
     len: u64,
     modified: SystemTime,
 }
 
-/// Opens the mirror file for `url_path` if it is at least [`ZERO_COPY_MIN_LEN`] long;
-/// `None` for anything else (hyper answers it, 404s included). A small or missing file
-/// costs one `stat` here before going to hyper; the file served is resolved as the hyper
-/// path resolves it ([`files::resolve`]: no way out of the mirror).
-fn open_large(root: &Path, url_path: &str) -> Option<LargeFile> {
+/// Opens the mirror file for `url_path`; `None` for anything else (hyper answers it,
+/// 404s included). A missing file costs one `stat` here before going to hyper; the
+/// file served is resolved as the hyper path resolves it ([`files::resolve`]: no way
+/// out of the mirror).
+fn open_file(root: &Path, url_path: &str) -> Option<MirrorFile> {
     let hint = std::fs::metadata(root.join(url_path.trim_start_matches('/'))).ok()?;
-    if !hint.is_file() || hint.len() < ZERO_COPY_MIN_LEN {
+    if !hint.is_file() {
         return None;
     }
     let path = files::resolve(root, url_path)?;
     let file = std::fs::File::open(&path).ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() < ZERO_COPY_MIN_LEN {
+    if !meta.is_file() {
         return None;
     }
-    Some(LargeFile {
+    Some(MirrorFile {
         file,
         path,
         len: meta.len(),
@@ -295,8 +297,8 @@ fn open_large(root: &Path, url_path: &str) -> Option<LargeFile> {
     })
 }
 
-/// Serves one plain-HTTP connection of the machine listener: mirror files of at least
-/// [`ZERO_COPY_MIN_LEN`] with `sendfile`, anything else by `app` through hyper, all
+/// Serves one plain-HTTP connection of the machine listener: mirror files itself
+/// (`sendfile` beyond [`INLINE_MAX`]), anything else by `app` through hyper, all
 /// within `limits` (header timeout per request head, idle timeout while sending, the
 /// head no larger than hyper's buffer). After a request hyper answered, the connection
 /// comes back here when hyper can hand it back ([`Head::HyperOnce`]), so the next request
@@ -330,13 +332,13 @@ pub(crate) async fn serve_plain(
         };
         let once = match head {
             Head::File { request, head_len } => {
-                let large = (mirror.dir)().and_then(|root| open_large(&root, &request.path));
-                match large {
+                let file = (mirror.dir)().and_then(|root| open_file(&root, &request.path));
+                match file {
                     None => request.keep_alive.then_some(head_len as u64),
-                    Some(large) => {
+                    Some(file) => {
                         // A file request has no body: its head is all of it.
                         buf.drain(..head_len);
-                        match send_file(&mut stream, &request, &large, limits).await {
+                        match send_file(&mut stream, &request, &file, limits).await {
                             Ok(()) if request.keep_alive => continue,
                             Ok(()) => return,
                             Err(e) => {
@@ -428,23 +430,33 @@ async fn read_head(
     }
 }
 
-/// Answers `request` for `large`: the head as the hyper path would, then the body
-/// (unless `HEAD`, 304 or 416) with `sendfile`. Fails once the client took no byte for
+/// Answers `request` for `file`: the head as the hyper path would, then the body
+/// (unless `HEAD`, 304 or 416): read into the head's buffer when it is at most
+/// [`INLINE_MAX`] bytes, else with `sendfile`. Fails once the client took no byte for
 /// the idle timeout.
 async fn send_file(
     stream: &mut TcpStream,
     request: &FileRequest,
-    large: &LargeFile,
+    file: &MirrorFile,
     limits: &Limits,
 ) -> io::Result<()> {
-    let plan = files::plan(&large.path, large.len, large.modified, &request.headers);
-    let head = response_head(&plan, request.keep_alive, SystemTime::now());
-    tokio::time::timeout(limits.idle_timeout, stream.write_all(&head))
+    let plan = files::plan(&file.path, file.len, file.modified, &request.headers);
+    let mut head = response_head(&plan, request.keep_alive, SystemTime::now());
+    let body = plan.body.filter(|_| !request.head_only);
+    let (start, count) = match body {
+        Some((start, count)) if count > INLINE_MAX => (start, count),
+        small => {
+            if let Some((start, count)) = small {
+                read_at(&file.file, start, count, &mut head)?;
+            }
+            return tokio::time::timeout(limits.idle_timeout, stream.write_all(&head))
+                .await
+                .map_err(|_| idle_error())?;
+        }
+    };
+    tokio::time::timeout(limits.idle_timeout, send_more(stream, &head))
         .await
         .map_err(|_| idle_error())??;
-    let Some((start, count)) = plan.body.filter(|_| !request.head_only) else {
-        return Ok(());
-    };
     let mut offset = start;
     let end = start.saturating_add(count);
     while offset < end {
@@ -452,7 +464,7 @@ async fn send_file(
         let sent = tokio::time::timeout(
             limits.idle_timeout,
             stream.async_io(Interest::WRITABLE, || {
-                rustix::fs::sendfile(&*stream, &large.file, Some(&mut offset), want)
+                rustix::fs::sendfile(&*stream, &file.file, Some(&mut offset), want)
                     .map_err(io::Error::from)
             }),
         )
@@ -460,14 +472,52 @@ async fn send_file(
         .map_err(|_| idle_error())??;
         if sent == 0 {
             // The file shrank since it was opened: the length announced cannot be met.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank while being sent",
-            ));
+            return Err(shrank());
         }
         tokio::task::coop::consume_budget().await;
     }
     Ok(())
+}
+
+/// Appends the `count` bytes of `file` from `start` to `out` (a file that shrank since
+/// it was opened is an error: the length announced cannot be met).
+fn read_at(file: &std::fs::File, start: u64, count: u64, out: &mut Vec<u8>) -> io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    let count = usize::try_from(count).map_err(|_| shrank())?;
+    let at = out.len();
+    out.resize(at + count, 0);
+    file.read_exact_at(&mut out[at..], start).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            shrank()
+        } else {
+            e
+        }
+    })
+}
+
+/// Writes all of `bytes` with `MSG_MORE`: the kernel holds a partial segment back for
+/// the bytes that follow (the body `sendfile` sends), as nginx's `tcp_nopush` does.
+async fn send_more(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let sent = stream
+            .async_io(Interest::WRITABLE, || {
+                rustix::net::send(stream, bytes, rustix::net::SendFlags::MORE)
+                    .map_err(io::Error::from)
+            })
+            .await?;
+        if sent == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[sent..];
+    }
+    Ok(())
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the file shrank while being sent",
+    )
 }
 
 fn idle_error() -> io::Error {

@@ -1,7 +1,8 @@
-//! The zero-copy mirror path against real sockets and curl on loopback: large mirror
-//! files go out with `sendfile` and answer Range, HEAD and conditional requests with the
-//! statuses and headers the hyper path gives a small file; keep-alive carries on into
-//! hyper; slow readers and slow headers are dropped; `/api/` stays 404.
+//! The zero-copy mirror path against real sockets and curl on loopback: mirror files
+//! (large ones with `sendfile`, small ones in the head's write) answer Range, HEAD and
+//! conditional requests with the statuses, headers and bytes the hyper path gives for
+//! the same request; keep-alive carries on into hyper; slow readers and slow headers
+//! are dropped; `/api/` stays 404.
 
 #![allow(missing_docs)]
 
@@ -17,7 +18,7 @@ use slipway_cluster::MacAddr;
 use slipway_http::api::types::{
     ClusterView, KubernetesView, MachineList, MachineView, NodeList, NodeView, OsView,
 };
-use slipway_http::bounded::{Limits, MirrorFiles, ZERO_COPY_MIN_LEN};
+use slipway_http::bounded::{INLINE_MAX, Limits, MirrorFiles};
 use slipway_http::{ApiError, CloudConfigFile, ConfigFile, Provisioning, Reply, ReportEvent};
 
 /// The machine routes' answers, with a mirror directory.
@@ -88,9 +89,9 @@ impl Provisioning for Stub {
     }
 }
 
-/// Size of the large test file: above the zero-copy threshold, not a multiple of a page.
+/// Size of the large test file: sent with `sendfile`, not a multiple of a page.
 const BIG: usize = 8 * 1024 * 1024 + 12_345;
-/// Size of the small test file: read whole and answered by hyper.
+/// Size of the small test file: read whole and sent with the head.
 const SMALL: usize = 4000;
 
 /// Deterministic bytes that differ at every offset worth checking.
@@ -121,7 +122,7 @@ impl Mirror {
         std::fs::create_dir_all(dir.join("api/v1")).unwrap_or_else(|e| panic!("{e}"));
         let big = pattern(BIG, 7);
         let small = pattern(SMALL, 11);
-        assert!(BIG as u64 >= ZERO_COPY_MIN_LEN && (SMALL as u64) < ZERO_COPY_MIN_LEN);
+        assert!(BIG as u64 > INLINE_MAX && (SMALL as u64) <= INLINE_MAX);
         for (file, data) in [
             ("big.bin", &big),
             ("small.bin", &small),
@@ -182,6 +183,24 @@ fn start_machine(
         slipway_http::serve_within(listener, stub, limits, async {
             let _ = stopped.await;
         })
+    })
+}
+
+/// The machine router alone on `mirror`, every request through hyper: the mirror files
+/// answered by its fallback route ([`slipway_http::bounded::serve_bounded`]).
+fn start_hyper_only(mirror: &Mirror) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let stub = Arc::new(Stub {
+        mirror: mirror.dir.clone(),
+    });
+    start(move |listener, stopped| {
+        slipway_http::bounded::serve_bounded(
+            listener,
+            slipway_http::router(stub),
+            Limits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        )
     })
 }
 
@@ -299,9 +318,10 @@ fn cases(len: usize, tag: &str) -> Vec<(Vec<String>, u16, std::ops::Range<usize>
 }
 
 #[test]
-fn ranges_and_conditions_on_a_large_file_answer_as_hyper_does_on_a_small_one() {
+fn ranges_and_conditions_answer_as_the_hyper_path_does() {
     let mirror = Mirror::new("ranges");
     let (addr, _stop) = start_machine(&mirror, Limits::default());
+    let (hyper_addr, _stop_hyper) = start_hyper_only(&mirror);
     for (file, data) in [("small.bin", &mirror.small), ("big.bin", &mirror.big)] {
         let url = format!("http://{addr}/{file}");
         let plain = curl(&url, &[]);
@@ -311,6 +331,15 @@ fn ranges_and_conditions_on_a_large_file_answer_as_hyper_does_on_a_small_one() {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let got = curl(&url, &args);
             assert_eq!(got.status, status, "{file} {args:?}: {got:?}");
+            // The same request through hyper and the router's mirror route: the same
+            // status, headers (all but `date`) and bytes.
+            let by_hyper = curl(&format!("http://{hyper_addr}/{file}"), &args);
+            assert_eq!(
+                (by_hyper.status, &by_hyper.headers),
+                (got.status, &got.headers),
+                "{file} {args:?}: hyper and zero-copy differ"
+            );
+            assert!(by_hyper.body == got.body, "{file} {args:?}: bodies differ");
             assert_eq!(got.body, data[bytes.clone()], "{file} {args:?}: body");
             let names: Vec<&str> = got.headers.keys().map(String::as_str).collect();
             let want: &[&str] = match status {
@@ -519,9 +548,9 @@ fn api_paths_stay_404_whatever_the_mirror_holds() {
 }
 
 #[test]
-fn large_files_are_answered_without_the_router_and_small_ones_by_it() {
-    // A router without the mirror: what it answers is 404; the large file still comes,
-    // so the zero-copy path sent it.
+fn mirror_files_are_answered_without_the_router() {
+    // A router without the mirror: what it answers is 404; the files still come, so
+    // the zero-copy path sent them (the large one with sendfile, the small one inline).
     let mirror = Mirror::new("proof");
     let dir = mirror.dir.clone();
     let (addr, _stop) = start(move |listener, stopped| {
@@ -542,7 +571,13 @@ fn large_files_are_answered_without_the_router_and_small_ones_by_it() {
     assert_eq!(big.status, 206);
     assert_eq!(big.body, mirror.big[BIG - 100..]);
     let small = curl(&format!("http://{addr}/small.bin"), &[]);
-    assert_eq!(small.status, 404, "the router, not the mirror");
+    assert_eq!(small.status, 200);
+    assert_eq!(small.body, mirror.small);
+    let missing = curl(&format!("http://{addr}/nothing.bin"), &[]);
+    assert_eq!(
+        missing.status, 404,
+        "a file not in the mirror goes to the router"
+    );
 }
 
 /// A router without the mirror: `/small` answers `ok`, `POST /echo` its body.
