@@ -194,6 +194,25 @@ pub fn sequence(cluster: &Cluster) -> Vec<NodeUpgrade<'_>> {
     out
 }
 
+/// [`sequence`] cut into the groups that run at once: the first control plane alone,
+/// then each other control plane alone, then the workers in waves of at most
+/// `max_workers` (at least 1). A group starts only when the one before it succeeded.
+pub fn waves(cluster: &Cluster, max_workers: usize) -> Vec<Vec<NodeUpgrade<'_>>> {
+    let mut out: Vec<Vec<NodeUpgrade<'_>>> = Vec::new();
+    for u in sequence(cluster) {
+        match (u.action, out.last_mut()) {
+            (Action::Worker, Some(last))
+                if last.len() < max_workers.max(1)
+                    && last.iter().all(|w| w.action == Action::Worker) =>
+            {
+                last.push(u);
+            }
+            _ => out.push(vec![u]),
+        }
+    }
+    out
+}
+
 /// Where a node records that it reached a version (the script does nothing when it is
 /// there: a re-run, or a node re-imaged at the new version).
 pub fn marker(to: &Version) -> String {
@@ -319,6 +338,42 @@ mod tests {
             assert_eq!(Version::parse(bad), None, "{bad}");
         }
         assert!(Version::parse("v1.31.10") > Version::parse("v1.31.9"));
+    }
+
+    #[test]
+    fn control_planes_go_alone_and_workers_in_waves() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        let text = std::fs::read_to_string(path.join("ha.yaml")).expect("examples/ha.yaml");
+        let loaded = slipway_cluster::load_str("ha.yaml", &text, &path, &slipway_cluster::NoHost);
+        let c = loaded.valid().expect("ha.yaml is valid");
+        let workers = c
+            .nodes
+            .iter()
+            .filter(|n| matches!(kubeadm::join_kind(c, n), Join::Worker))
+            .count();
+        assert!(workers >= 2, "the example needs two workers for this test");
+        for max in [0, 1, 2, 100] {
+            let w = waves(c, max);
+            let flat: Vec<_> = w
+                .iter()
+                .flatten()
+                .map(|u| u.node.hostname.clone())
+                .collect();
+            let seq: Vec<_> = sequence(c)
+                .iter()
+                .map(|u| u.node.hostname.clone())
+                .collect();
+            assert_eq!(flat, seq, "waves keep kubeadm's order");
+            assert_eq!(w[0].len(), 1);
+            assert_eq!(w[0][0].action, Action::Apply);
+            for g in &w {
+                let cps = g.iter().filter(|u| u.action != Action::Worker).count();
+                assert!(cps == 0 || g.len() == 1, "a control plane goes alone");
+                assert!(g.len() <= max.max(1), "{max}: a wave of {}", g.len());
+            }
+            let worker_waves = w.iter().filter(|g| g[0].action == Action::Worker).count();
+            assert_eq!(worker_waves, workers.div_ceil(max.max(1)), "{max}");
+        }
     }
 
     #[test]

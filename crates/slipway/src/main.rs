@@ -8,6 +8,7 @@ mod check;
 mod demo_cmd;
 mod export_cmd;
 mod host;
+mod kube_upgrade_cmd;
 mod machine_cmd;
 mod mirror_cmd;
 mod os_update_cmd;
@@ -250,6 +251,45 @@ enum Command {
         #[arg(long, value_enum)]
         mode: Option<bmc_cmd::ModeArg>,
     },
+    /// Kubernetes version upgrade in place: the file's kubernetes.version (a patch or
+    /// one minor step from --from), node by node in kubeadm's order (the first control
+    /// plane `kubeadm upgrade apply`, the others and the workers `kubeadm upgrade
+    /// node`), each node's script on the input of --run; a failure halts; a re-run goes on.
+    KubernetesUpgrade {
+        /// The cluster file (its kubernetes.version is the target).
+        file: PathBuf,
+        /// The version the cluster runs now (e.g. v1.31.2).
+        #[arg(long)]
+        from: String,
+        /// Most workers upgraded at once (control planes always go alone).
+        #[arg(long, default_value_t = 1)]
+        max_unavailable: usize,
+        /// Print the order and change nothing.
+        #[arg(long, conflicts_with = "write_scripts")]
+        dry_run: bool,
+        /// Write each node's script, the unit and order.txt to this directory and run
+        /// nothing (for your own tools).
+        #[arg(long)]
+        write_scripts: Option<PathBuf>,
+        /// Runs a node's script, given on its standard input, through `sh -c` with the
+        /// node's hostname as the last argument and SLIPWAY_NODE, SLIPWAY_NODE_IP,
+        /// SLIPWAY_ROLE set.
+        #[arg(long, default_value = kube_upgrade_cmd::DEFAULT_RUN)]
+        run: String,
+        /// Run before each node's script (e.g. a drain), as --run without input;
+        /// non-zero halts.
+        #[arg(long)]
+        pre_hook: Option<String>,
+        /// Run after each node's script succeeded (e.g. an uncordon).
+        #[arg(long)]
+        post_hook: Option<String>,
+        /// Kill a hook after this many seconds (it then counts as failed).
+        #[arg(long, default_value_t = 600)]
+        hook_timeout: u64,
+        /// Kill a node's --run after this many seconds (it then counts as failed).
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
     /// The lab on this machine: QEMU VMs (BIOS and UEFI) PXE-boot through slipway,
     /// install a Flatcar-shaped test OS to disk, reboot into it and report ready.
     Demo {
@@ -440,6 +480,33 @@ fn main() -> ExitCode {
             },
             &cli.state_dir,
             &cli.api,
+            cli.offline,
+        ),
+        Command::KubernetesUpgrade {
+            file,
+            from,
+            max_unavailable,
+            dry_run,
+            write_scripts,
+            run,
+            pre_hook,
+            post_hook,
+            hook_timeout,
+            timeout,
+        } => kube_upgrade_cmd::kubernetes_upgrade(
+            &file,
+            &kube_upgrade_cmd::Options {
+                from,
+                max_unavailable,
+                dry_run,
+                write_scripts,
+                run,
+                pre_hook,
+                post_hook,
+                hook_timeout: std::time::Duration::from_secs(hook_timeout),
+                timeout: std::time::Duration::from_secs(timeout),
+            },
+            &cli.state_dir,
             cli.offline,
         ),
         Command::Status { file, json } => {

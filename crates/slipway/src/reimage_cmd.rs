@@ -51,7 +51,7 @@ pub struct Options {
 const MAX_PLAN_BYTES: u64 = 16 << 20;
 
 /// Where the plan of `cluster` is kept.
-fn plan_path(state_dir: &Path, cluster: &str) -> PathBuf {
+pub(crate) fn plan_path(state_dir: &Path, cluster: &str) -> PathBuf {
     let safe: String = cluster
         .chars()
         .map(|c| {
@@ -100,7 +100,7 @@ fn load_plan(path: &Path) -> anyhow::Result<Option<Plan>> {
 
 /// Stores `plan` at `path` whole or not at all: a temporary file beside it, synced,
 /// renamed over it, the directory synced.
-fn save_plan(path: &Path, plan: &Plan) -> anyhow::Result<()> {
+pub(crate) fn save_plan<T: serde::Serialize>(path: &Path, plan: &T) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(
@@ -275,7 +275,7 @@ pub fn upgrade(
 }
 
 /// Holds `<plan>.lock` so that two `slipway upgrade` runs never walk one plan.
-fn lock(plan: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn lock(plan: &Path) -> anyhow::Result<std::fs::File> {
     let p = plan.with_extension("lock");
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -470,26 +470,68 @@ fn hook(cmd: Option<&str>, what: &str, step: &crate::reimage::Step, opts: &Optio
 }
 
 fn run_hook(cmd: &str, step: &crate::reimage::Step, limit: Duration) -> anyhow::Result<()> {
+    run_for_node(cmd, &step.hostname, &step.ip, step.role, None, limit)
+}
+
+/// Runs `cmd` through `sh -c` for one node: its hostname as the last argument,
+/// `SLIPWAY_NODE`, `SLIPWAY_NODE_IP` and `SLIPWAY_ROLE` in the environment, `stdin`
+/// (or nothing) on its standard input; in a process group of its own, killed whole
+/// after `limit`. Non-zero exit, a kill or a start failure is an error.
+pub(crate) fn run_for_node(
+    cmd: &str,
+    hostname: &str,
+    ip: &str,
+    role: Role,
+    stdin: Option<&[u8]>,
+    limit: Duration,
+) -> anyhow::Result<()> {
     use std::os::unix::process::CommandExt as _;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(format!("{cmd} \"$@\""))
         .arg("slipway-hook")
-        .arg(&step.hostname)
-        .env("SLIPWAY_NODE", &step.hostname)
-        .env("SLIPWAY_NODE_IP", &step.ip)
-        .env("SLIPWAY_ROLE", step.role.as_str())
-        .stdin(Stdio::null())
+        .arg(hostname)
+        .env("SLIPWAY_NODE", hostname)
+        .env("SLIPWAY_NODE_IP", ip)
+        .env("SLIPWAY_ROLE", role.as_str())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .process_group(0)
         .spawn()
         .with_context(|| format!("starting `{cmd}`"))?;
+    // Fed from a thread: a command that does not read its input cannot block us.
+    let feeder = match (stdin, child.stdin.take()) {
+        (Some(bytes), Some(mut pipe)) => {
+            let bytes = bytes.to_vec();
+            Some(std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            }))
+        }
+        _ => None,
+    };
+    let result = wait_bounded(&mut child, cmd, hostname, limit);
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    result
+}
+
+fn wait_bounded(
+    child: &mut std::process::Child,
+    cmd: &str,
+    hostname: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().context("waiting for the hook")? {
             return if status.success() {
                 Ok(())
             } else {
-                Err(anyhow!("`{cmd} {}` exited with {status}", step.hostname))
+                Err(anyhow!("`{cmd} {}` exited with {status}", hostname))
             };
         }
         if Instant::now() >= deadline {
@@ -503,7 +545,7 @@ fn run_hook(cmd: &str, step: &crate::reimage::Step, limit: Duration) -> anyhow::
             let _ = child.wait();
             return Err(anyhow!(
                 "`{cmd} {}` did not finish in {} s (killed)",
-                step.hostname,
+                hostname,
                 limit.as_secs()
             ));
         }
