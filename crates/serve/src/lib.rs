@@ -428,6 +428,27 @@ pub fn build_of(
     Ok(slipway_lifecycle::Build::of(&cluster.os.version, &parts))
 }
 
+/// What `node` holds after an in-place OS update to `cluster.os.version`, when it held
+/// `installed` before: the build the file renders now, if `installed` is exactly what
+/// the file renders at `installed`'s OS version (the install differed only in the
+/// version the update changed); `None` when its install config differs from the
+/// file's in anything else (then `slipway upgrade` still has it to re-image).
+pub fn carried_build(
+    cluster: &Cluster,
+    node: &Node,
+    installed: &slipway_lifecycle::Build,
+) -> Option<slipway_lifecycle::Build> {
+    if installed.os_version == cluster.os.version {
+        return None;
+    }
+    let mut before = cluster.clone();
+    before.os.version = installed.os_version.clone();
+    let was = build_of(&before, node, None).ok()?;
+    (was == *installed)
+        .then(|| build_of(cluster, node, None).ok())
+        .flatten()
+}
+
 /// The DNS server's limits: queries answered only from loopback, the cluster's subnet
 /// and `network.dns_clients`, at most `network.dns_rate_limit` per second per client.
 pub fn dns_options(cluster: &Cluster) -> slipway_dns::Options {

@@ -339,6 +339,7 @@ impl OsUpdates {
         let node = c.nodes.iter().find(|n| IpAddr::V4(n.ip) == ip);
         let mut response = Response::new(now);
         let mut events: Vec<(MacAddr, String)> = Vec::new();
+        let mut completed: Vec<&Node> = Vec::new();
         for app in &request.apps {
             if !app.appid.eq_ignore_ascii_case(FLATCAR_APP_ID) {
                 response.apps.push(AppResponse::unknown(app));
@@ -427,6 +428,7 @@ impl OsUpdates {
                         tracing::info!(host, from = version, to = target, "OS update offered");
                     }
                     Some(Phase::Complete) => {
+                        completed.push(node);
                         events.push((node.mac, format!("complete: running {target}")));
                         tracing::info!(host, version = target, "OS update complete");
                     }
@@ -447,6 +449,9 @@ impl OsUpdates {
             response.apps.push(AppResponse::answer(app, check));
         }
         if let Some(t) = tracker {
+            for node in completed {
+                events.push((node.mac, carry_installed(c, t, node)));
+            }
             for (mac, text) in events {
                 if let Err(e) = t.record(mac, now, Input::OsUpdate(text)) {
                     tracing::error!(%mac, "cannot record an OS update event: {e}");
@@ -590,6 +595,36 @@ impl OsUpdates {
             Phase::Idle => n.version.as_ref().map(|v| format!("idle (running {v})")),
             _ => Some(format!("{name} {}", r.target_version)),
         }
+    }
+}
+
+/// After `node` completed its update to `c.os.version`: its recorded install follows
+/// when the update is all that set it apart from the file ([`crate::carried_build`]),
+/// so that `slipway upgrade` does not re-image it for the version it already runs.
+/// The text for its history.
+fn carry_installed(c: &Cluster, t: &Tracker, node: &Node) -> String {
+    let Some(old) = t.machine(node.mac).and_then(|m| m.installed_build) else {
+        return "its install was not recorded: `slipway upgrade --include-unknown` would re-image it".into();
+    };
+    if old.os_version == c.os.version {
+        return format!("its recorded install is {} already", old.os_version);
+    }
+    match crate::carried_build(c, node, &old) {
+        Some(new) => match t.carry_installed(node.mac, &old, new) {
+            Ok(true) => format!(
+                "recorded install carried from {} to {} (the file renders nothing else for it)",
+                old.os_version, c.os.version
+            ),
+            Ok(false) => "its recorded install changed meanwhile: left as it is".into(),
+            Err(e) => {
+                tracing::error!(mac = %node.mac, "cannot record the install carried: {e}");
+                "its recorded install could not be carried (store error)".into()
+            }
+        },
+        None => format!(
+            "its install config differs from the file's beyond the version: `slipway upgrade` would still re-image it (recorded: {})",
+            old.os_version
+        ),
     }
 }
 

@@ -49,3 +49,43 @@ fn the_fingerprint_is_stable_and_sensitive() {
         );
     }
 }
+
+#[test]
+fn an_in_place_update_carries_the_build_only_when_the_version_was_all_that_differed() {
+    let dir = std::env::temp_dir();
+    for format in ["ignition", "cloud-config"] {
+        let text = common::cluster_text(&dir, format);
+        let old = cluster(&text);
+        let installed =
+            slipway_serve::build_of(&old, &old.nodes[0], None).unwrap_or_else(|e| panic!("{e}"));
+        let newer = cluster(&text.replace("4081.2.0", "4116.0.0"));
+        let want = slipway_serve::build_of(&newer, &newer.nodes[0], None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            slipway_serve::carried_build(&newer, &newer.nodes[0], &installed),
+            Some(want),
+            "{format}: installed from this file at 4081.2.0, updated to 4116.0.0"
+        );
+        // Installed with another SSH key than the file has now: the update does not make
+        // it what the file renders.
+        let rekeyed = cluster(&text.replace("Placeholder t@x", "Placeholder other@x"));
+        let other = slipway_serve::build_of(&rekeyed, &rekeyed.nodes[0], None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            slipway_serve::carried_build(&newer, &newer.nodes[0], &other),
+            None,
+            "{format}"
+        );
+        // Another node's build, or the same version: nothing carried.
+        let w1 =
+            slipway_serve::build_of(&old, &old.nodes[1], None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            slipway_serve::carried_build(&newer, &newer.nodes[0], &w1),
+            None
+        );
+        assert_eq!(
+            slipway_serve::carried_build(&old, &old.nodes[0], &installed),
+            None
+        );
+    }
+}

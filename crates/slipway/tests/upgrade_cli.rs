@@ -256,6 +256,46 @@ fn builds_are_recorded_and_compared() {
     let (code, out) = slipway(&dir, &s.api, &["upgrade", file, "--status"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no rollout of t"), "{out}");
+
+    // Back to the file cp1 was installed from, at 4116.0.0; cp1's update_engine reports
+    // 4116.0.0 (updated in place): its recorded install follows, nothing to re-image.
+    std::fs::write(&path, cluster("4116.0.0", "")).unwrap_or_else(|e| panic!("{e}"));
+    hup(&s);
+    dry_run_after_reload(&dir, &s.api, file);
+    let check = include_str!("../../omaha/tests/fixtures/check.xml").replacen(
+        "version=\"3815.2.0\"",
+        "version=\"4116.0.0\"",
+        1,
+    );
+    let (code, body) = curl(&[
+        "--interface",
+        "127.0.0.11",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: text/xml",
+        "--data-binary",
+        &check,
+        &format!("{}/v1/update/", s.base),
+    ]);
+    assert_eq!(code, 200, "{body}");
+    let (_, json) = slipway(&dir, &s.api, &["status", file, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        v["machines"][0]["installed"]["os_version"], "4116.0.0",
+        "{json}"
+    );
+    let (_, out) = slipway(
+        &dir,
+        &s.api,
+        &["upgrade", file, "--dry-run", "--include-init-node"],
+    );
+    assert!(out.contains("cp1              up to date"), "{out}");
+    let (_, events) = slipway(&dir, &s.api, &["events", file, "cp1"]);
+    assert!(
+        events.contains("recorded install carried from 4081.2.0 to 4116.0.0"),
+        "{events}"
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

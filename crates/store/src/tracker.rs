@@ -291,6 +291,30 @@ impl Tracker {
         })
     }
 
+    /// Makes `to` what `mac`'s disk holds ([`Machine::installed_build`]) if it holds
+    /// `from` now: an in-place OS update carried it from one build to the next. `false`
+    /// (nothing changed) when the machine holds something else.
+    pub fn carry_installed(
+        &self,
+        mac: MacAddr,
+        from: &slipway_lifecycle::Build,
+        to: slipway_lifecycle::Build,
+    ) -> Result<bool, StoreError> {
+        self.with(|all| {
+            let Some(m) = all.get(&mac) else {
+                return Ok(false);
+            };
+            if m.installed_build.as_ref() != Some(from) {
+                return Ok(false);
+            }
+            let mut m = m.clone();
+            m.installed_build = Some(to);
+            self.store.put_machine(&m)?;
+            all.insert(mac, m);
+            Ok(true)
+        })
+    }
+
     /// The machine, if slipway has seen it.
     pub fn machine(&self, mac: MacAddr) -> Option<Machine> {
         self.with(|all| all.get(&mac).cloned())
