@@ -700,3 +700,41 @@ fn after_a_request_hyper_answered_the_next_large_file_goes_zero_copy() {
         "the large file after the route differs"
     );
 }
+
+#[test]
+fn links_inside_the_mirror_are_followed_and_nothing_outside_is_reached() {
+    let mirror = Mirror::new("links");
+    let outside = mirror.dir.with_extension("outside");
+    std::fs::write(&outside, b"secret").unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink("big.bin", mirror.dir.join("inside-link.bin"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(&outside, mirror.dir.join("outside-link.bin"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (addr, _stop) = start_machine(&mirror, Limits::default());
+    let (hyper_addr, _stop_hyper) = start_hyper_only(&mirror);
+    for base in [addr, hyper_addr] {
+        let inside = curl(
+            &format!("http://{base}/inside-link.bin"),
+            &["-H", "Range: bytes=-100"],
+        );
+        assert_eq!(inside.status, 206, "{base}");
+        assert_eq!(inside.body, mirror.big[BIG - 100..]);
+        let name = outside
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        for path in [
+            "/outside-link.bin".to_string(),
+            format!("/../{name}"),
+            format!("/%2e%2e/{name}"),
+            format!("/%2e%2e%2f{name}"),
+            "/sub%5c..%5cbig.bin".to_string(),
+        ] {
+            let got = curl(&format!("http://{base}{path}"), &["--path-as-is"]);
+            assert_eq!(got.status, 404, "{base}{path}: {got:?}");
+            assert!(got.body != b"secret", "{base}{path}");
+        }
+    }
+    let _ = std::fs::remove_file(&outside);
+}
